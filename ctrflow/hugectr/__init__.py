@@ -10,8 +10,6 @@ names). Submodules: `tools` (data generator), `inference` (inference and paramet
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import data, inference, tools
 from .enums import (
     Activation_t,
@@ -53,6 +51,16 @@ from .training_cache import CreateETC, CreateHMemCache, EmbeddingTrainingCachePa
 
 __version__ = "3.5.0"
 
+from .model import (
+    DataReader32,
+    DataReader64,
+    EmbeddingTrainingCache,
+    IDataReader,
+    LearningRateScheduler,
+    Model,
+    ModelPerfExt,
+)
+
 _MODEL_NAMES = (
     "Model",
     "ModelPerfExt",
@@ -62,30 +70,6 @@ _MODEL_NAMES = (
     "LearningRateScheduler",
     "EmbeddingTrainingCache",
 )
-
-try:
-    from .model import (
-        DataReader32,
-        DataReader64,
-        EmbeddingTrainingCache,
-        IDataReader,
-        LearningRateScheduler,
-        Model,
-        ModelPerfExt,
-    )
-except ImportError as _model_import_error:  # pragma: no cover - only while model.py cannot be imported
-    # Keeps the parameter objects usable while the model's dependencies are being written; the placeholder
-    # says why the name is unavailable instead of an AttributeError.
-    _reason = f"{type(_model_import_error).__name__}: {_model_import_error}"
-
-    def _placeholder(name: str) -> type:
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            raise NotImplementedError(f"hugectr.{name} is not built yet in ctrflow ({_reason})")
-
-        return type(name, (), {"__init__": __init__, "__doc__": f"Placeholder: {name} is not importable yet."})
-
-    for _name in _MODEL_NAMES:
-        globals()[_name] = _placeholder(_name)
 
 # pybind11's export_values(): every member as a module attribute (semantics spec §10).
 globals().update(exported_values())

@@ -187,39 +187,7 @@ class ParameterServerConfig(FacadeObject):
     )
 
 
-try:  # The lead's runtime half of the inference API.
-    from .inference_model import HPS, CreateInferenceSession, InferenceModel, InferenceSession
-except ImportError:  # pragma: no cover - replaced once inference_model.py exists
-
-    def _not_built(name: str) -> Any:
-        def raise_not_built(*args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError(
-                f"hugectr.inference.{name} is not built yet in ctrflow; the parameter objects "
-                "(InferenceParams, VolatileDatabaseParams, ...) already work"
-            )
-
-        return raise_not_built
-
-    class InferenceModel:  # type: ignore[no-redef]
-        """Placeholder until ctrflow/hugectr/inference_model.py exists."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            _not_built("InferenceModel")()
-
-    class InferenceSession:  # type: ignore[no-redef]
-        """Placeholder until ctrflow/hugectr/inference_model.py exists."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            _not_built("InferenceSession")()
-
-    class HPS:  # type: ignore[no-redef]
-        """Placeholder until ctrflow/hugectr/inference_model.py exists."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            _not_built("HPS")()
-
-    CreateInferenceSession = _not_built("CreateInferenceSession")
-
+from .inference_model import HPS, CreateInferenceSession, InferenceModel, InferenceSession  # noqa: E402
 
 __all__ = [
     "HPS",

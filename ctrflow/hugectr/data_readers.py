@@ -1,0 +1,108 @@
+"""The facade's data readers: `DataReader32` / `DataReader64` of the low-level API, over ctrflow readers.
+
+A `FacadeReader` owns one ctrflow `Reader` and the prefetching `Loader` that moves its batches to the
+device; the model pulls batches with `next_batch()`. `set_source("")` restarts the current source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ctrflow.readers import Loader, make_reader
+from ctrflow.readers.types import Batch, DataSpec, ReaderKind, ReaderOptions
+
+READER_KINDS: dict[str, ReaderKind] = {"Norm": "norm", "Raw": "raw", "Parquet": "parquet"}
+
+
+class IDataReader:
+    """Base of the facade's readers (v3.5 `IDataReader`)."""
+
+
+class FacadeReader(IDataReader):
+    """One split's reader (training or evaluation).
+
+    Args:
+        kind: "norm", "raw" or "parquet".
+        source: file list (Norm, Parquet) or data file (Raw).
+        spec: what a sample holds.
+        options: batch size, key type, check type, repeat, workers, ...
+        device: where batches go.
+    """
+
+    def __init__(self, kind: ReaderKind, source: str, spec: DataSpec, options: ReaderOptions, device: torch.device):
+        self.kind, self._source, self.spec, self.options, self.device = kind, source, spec, options, device
+        self._loader: Loader | None = None
+        self._iterator: Iterator[Batch] | None = None
+        self._eof = False
+
+    def start(self) -> None:
+        """Open the source and start prefetching."""
+        self.close()
+        reader = make_reader(self.kind, self._source, self.spec, self.options)
+        self._loader = Loader(reader, self.device)
+        self._iterator = iter(self._loader)
+        self._eof = False
+
+    def next_batch(self) -> Batch | None:
+        """The next batch on the device, or None at the end of an epoch-mode source."""
+        if self._iterator is None:
+            self.start()
+        assert self._iterator is not None  # noqa: S101 - start() sets it
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._eof = True
+            return None
+
+    def close(self) -> None:
+        if self._loader is not None:
+            self._loader.close()
+        self._loader, self._iterator = None, None
+
+    # ------------------------------------------------------------------- the v3.5 low-level API
+    def set_source(self, file_name: str = "") -> None:
+        """Point at a new source; "" restarts the current one from its beginning."""
+        if not isinstance(file_name, str):
+            raise TypeError(f"set_source(file_name): expected a str, received {type(file_name).__name__}.")
+        if file_name:
+            self._source = file_name
+        self.start()
+
+    def is_started(self) -> bool:
+        return self._iterator is not None
+
+    def ready_to_collect(self) -> bool:
+        return self._iterator is not None and not self._eof
+
+    def is_eof(self) -> bool:
+        """True once the current source is exhausted (documented in v3.5, though not bound there)."""
+        return self._eof
+
+    def read_a_batch_to_device(self) -> int:
+        """Read one batch and return its number of valid rows (0 at the end of the source)."""
+        batch = self.next_batch()
+        self.last_batch = batch
+        return 0 if batch is None else batch.size
+
+    def read_a_batch_to_device_delay_release(self) -> int:
+        return self.read_a_batch_to_device()
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, source={self._source!r})"
+
+    last_batch: Any = None
+
+
+class DataReader32(FacadeReader):
+    """Reader of uint32-key datasets (`i64_input_key=False`)."""
+
+
+class DataReader64(FacadeReader):
+    """Reader of int64-key datasets (`i64_input_key=True`)."""

@@ -1,0 +1,141 @@
+"""The local runner: one training or evaluation step of a planned `Network` on one rank.
+
+A training step runs the stages, scales the objective by the static loss scaler, back-propagates,
+unscales and applies the dense optimizer, then the sparse optimizers of the embeddings (semantics spec
+§4). Mixed precision is autocast: fp16 on CUDA; on the CPU, which has no fast fp16, bf16 with a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from ctrflow.dense.optimizers import DenseOptimizer
+from ctrflow.pipeline.planner import Network
+from ctrflow.readers.types import Batch
+from ctrflow.stages.inputs import BATCH_KEY
+from ctrflow.stages.loss import OBJECTIVE_KEY, REPORTED_LOSS_KEY
+from ctrflow.stages.types import Environment
+
+log = logging.getLogger("ctrflow")
+
+
+class LossDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class LocalRunner:
+    """Trains and evaluates a network on one rank.
+
+    Args:
+        network: the planned stages.
+        dense_optimizer: a `torch.optim.Optimizer` over `network.dense_parameters()` (or None when the
+            model has no dense weights).
+        mixed_precision: run the forward pass under autocast.
+        scaler: static loss scaling factor (semantics spec §4.4); gradients are divided by it again.
+        allreduce: called on the dense parameters after backward when the run has several ranks.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        dense_optimizer: DenseOptimizer | None,
+        *,
+        mixed_precision: bool = False,
+        scaler: float = 1.0,
+        allreduce: object | None = None,
+    ) -> None:
+        self.network = network
+        self.dense_optimizer = dense_optimizer
+        self.mixed_precision = mixed_precision
+        self.scaler = float(scaler)
+        self.allreduce = allreduce
+        self.device = next((p.device for p in network.parameters()), torch.device("cpu"))
+        self.dense_lr = 0.0
+        self.sparse_lr = 0.0
+        self.dense_frozen = False
+        self.last_loss = float("nan")
+        self._autocast_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        if mixed_precision and self.device.type != "cuda":
+            log.warning("Mixed precision on %s runs in bf16: fp16 autocast needs CUDA.", self.device)
+
+    # ------------------------------------------------------------------------------------ control
+    def set_learning_rate(self, lr: float) -> None:
+        """HugeCTR's `set_learning_rate`: one rate for the dense optimizer and every embedding."""
+        self.dense_lr = 0.0 if self.dense_frozen else float(lr)
+        self.sparse_lr = float(lr)
+        if self.dense_optimizer is not None:
+            for group in self.dense_optimizer.param_groups:
+                group["lr"] = self.dense_lr
+
+    # -------------------------------------------------------------------------------------- steps
+    def train_step(self, batch: Batch) -> float:
+        """One step on `batch` (already on the device); returns the reported loss."""
+        network = self.network
+        network.train()
+        env: Environment = {BATCH_KEY: batch}
+        with self._autocast():
+            network(env)
+        objective = env[OBJECTIVE_KEY]
+        reported = float(env[REPORTED_LOSS_KEY])
+        if not math.isfinite(reported):
+            raise LossDivergedError(
+                f"Train Runtime error: Loss cannot converge (loss is {reported}). Lower the learning rate, "
+                "check the data for NaN/inf, or use a larger loss scaler epsilon in mixed precision."
+            )
+        (objective * self.scaler).backward()
+        dense_parameters = network.dense_parameters()
+        if self.allreduce is not None:
+            self.allreduce(dense_parameters)  # type: ignore[operator]
+        if self.dense_optimizer is not None and not self.dense_frozen:
+            if self.scaler != 1.0:
+                for parameter in dense_parameters:
+                    if parameter.grad is not None:
+                        parameter.grad.div_(self.scaler)
+            self.dense_optimizer.step()
+        if self.dense_optimizer is not None:
+            self.dense_optimizer.zero_grad(set_to_none=True)
+        network.embed.step(self.sparse_lr, grad_scale=1.0 / self.scaler)
+        self.last_loss = reported
+        return reported
+
+    @torch.no_grad()
+    def eval_step(self, batch: Batch) -> None:
+        """Forward an evaluation batch and feed the metrics."""
+        network = self.network
+        network.eval()
+        env: Environment = {BATCH_KEY: batch}
+        with self._autocast():
+            network(env)
+        network.metrics(env)
+
+    @torch.no_grad()
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Post-activation predictions of every loss head for the valid rows, by label name."""
+        network = self.network
+        network.eval()
+        env: Environment = {BATCH_KEY: batch}
+        with self._autocast():
+            network(env)
+        from ctrflow.stages.loss import PREDICTIONS_KEY
+
+        return {name: prediction.float() for name, (prediction, _label) in env[PREDICTIONS_KEY].items()}
+
+    def metrics(self) -> list[tuple[str, float]]:
+        return self.network.metrics.results()
+
+    def _autocast(self) -> AbstractContextManager[object]:
+        if not self.mixed_precision:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+
+
+def flatten_parameters(parameters: Sequence[torch.nn.Parameter]) -> torch.Tensor:
+    """All dense weights as one float32 vector, in order (the layout of HugeCTR's dense file)."""
+    if not parameters:
+        return torch.zeros(0)
+    return torch.cat([p.detach().float().reshape(-1).cpu() for p in parameters])
