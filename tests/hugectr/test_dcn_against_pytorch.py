@@ -38,8 +38,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, float]:
 def facade_auc(train: str, evaluation: str) -> float:
     solver = hugectr.CreateSolver(seed=3, batchsize=BATCH, batchsize_eval=BATCH, max_eval_batches=EVAL_BATCHES,
                                   lr=0.001, vvgpu=[[0]], repeat_dataset=True)  # fmt: skip
-    reader = hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Norm, source=[train],
-                                      eval_source=evaluation, check_type=hugectr.Check_t.Sum, num_workers=1)  # fmt: skip
+    reader = hugectr.DataReaderParams(
+        data_reader_type=hugectr.DataReaderType_t.Norm,
+        source=[train],
+        eval_source=evaluation,
+        check_type=hugectr.Check_t.Sum,
+        num_workers=1,
+    )
     optimizer = hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.Adam, update_type=hugectr.Update_t.Global)
     model = hugectr.Model(solver, reader, optimizer)
     model.add(
