@@ -1,0 +1,122 @@
+"""`Loader`: builds batches ahead of the training loop in a background thread and moves them to the device.
+
+The reader runs in one daemon thread that keeps up to `prefetch` batches ready. On CUDA each batch is pinned
+and copied with `non_blocking=True`, so the copy overlaps the step that is running; on CPU batches pass
+through unchanged. An exception in the reader is re-raised in the consumer with its type and message.
+Leaving the loop early (break, exception, `close()`) stops the thread; nothing hangs.
+
+Example:
+    loader = Loader(make_reader("norm", "data/file_list.txt", spec, options), "cuda")
+    for batch in loader:
+        step(batch)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ctrflow.readers.types import Batch, Reader
+
+_POLL_SECONDS = 0.05
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class Loader:
+    """Prefetching, device-placing wrapper around a `Reader`.
+
+    Args:
+        reader: the source of CPU batches.
+        device: where batches go ("cpu", "cuda", "cuda:1", or a `torch.device`).
+        prefetch: batches built ahead (at least 1).
+    """
+
+    def __init__(self, reader: Reader, device: torch.device | str = "cpu", prefetch: int = 2) -> None:
+        if prefetch < 1:
+            raise ValueError(f"Loader: prefetch must be at least 1, received {prefetch}.")
+        self.reader = reader
+        self.device = torch.device(device)
+        self.prefetch = prefetch
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def __iter__(self) -> Iterator[Batch]:
+        self.close()
+        stop = threading.Event()
+        out: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
+        thread = threading.Thread(target=self._produce, args=(out, stop), daemon=True, name="ctrflow-loader")
+        self._stop, self._thread = stop, thread
+        thread.start()
+        try:
+            while True:
+                item = out.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            self._shutdown(stop, thread, out)
+
+    def close(self) -> None:
+        """Stop the background thread, if one runs."""
+        if self._stop is not None and self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+        self._stop = self._thread = None
+
+    def __enter__(self) -> Loader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _produce(self, out: queue.Queue[Any], stop: threading.Event) -> None:
+        iterator = iter(self.reader)
+        try:
+            for batch in iterator:
+                if not _put(out, self._place(batch), stop):
+                    return
+            _put(out, _END, stop)
+        except BaseException as error:  # re-raised in the consumer
+            _put(out, _Failure(error), stop)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    def _place(self, batch: Batch) -> Batch:
+        if self.device.type == "cpu":
+            return batch
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device)
+
+    @staticmethod
+    def _shutdown(stop: threading.Event, thread: threading.Thread, out: queue.Queue[Any]) -> None:
+        stop.set()
+        while True:  # free a producer blocked on a full queue
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                break
+        thread.join(timeout=10)
+
+
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=_POLL_SECONDS)
+            return True
+        except queue.Full:
+            continue
+    return False

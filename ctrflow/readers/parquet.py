@@ -1,0 +1,225 @@
+"""The Parquet reader: a file list of `.parquet` files plus their `_metadata.json` (formats spec §3).
+
+`_metadata.json` (in each data file's folder) maps columns by position: `labels` and `conts` (float32) give
+label and dense in ascending index order; `cats` give the slots in ascending index order, each a scalar
+integer column of the key width (one key per sample) or a list column of it (multi-hot). `slot_size_array`
+adds per-slot offsets (exclusive prefix sums, by global slot) in the key type's arithmetic. `num_rows` is
+looked up in `file_stats` by basename; a file missing there is read to its real row count, with a warning.
+Files are read row group by row group with pyarrow, in file-list order, wrapping in repeat mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ctrflow.readers.file_list import file_type, read_file_list
+from ctrflow.readers.parquet_columns import cat_block, check_column_types
+from ctrflow.readers.sample_block import BatchCutter, SampleBlock
+from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class ParquetMetadata:
+    """What `_metadata.json` says: column positions and rows per file (by basename)."""
+
+    path: str
+    labels: tuple[int, ...]
+    conts: tuple[int, ...]
+    cats: tuple[int, ...]
+    num_rows: dict[str, int]
+
+
+def metadata_path(data_file: str) -> str:
+    """Where HugeCTR looks for the metadata of `data_file`: `dirname(data_file)/_metadata.json`."""
+    folder = data_file.rsplit("/", 1)[0] if "/" in data_file else "."
+    return f"{folder}/_metadata.json"
+
+
+def load_metadata(path: str) -> ParquetMetadata:
+    """Parse a `_metadata.json`; only `index` of each column entry is used, as in HugeCTR."""
+    try:
+        with fsspec.open(path, "r", encoding="utf-8") as handle:
+            document = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(
+            f"Parquet metadata {path!r} does not exist. HugeCTR reads `_metadata.json` from the folder of the "
+            "data files; write one (NVTabular and the data generator do) next to them."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Parquet metadata {path!r} is not valid JSON ({error}).") from None
+    columns = {}
+    for group in ("labels", "conts", "cats"):
+        entries = document.get(group)
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("index"), int) for e in entries
+        ):
+            raise ValueError(
+                f'Parquet metadata {path!r}: "{group}" must be a list of {{"col_name": ..., "index": int}} '
+                f"objects, found {str(entries)[:80]}."
+            )
+        columns[group] = tuple(sorted(e["index"] for e in entries))
+    stats = document.get("file_stats", [])
+    num_rows = {
+        posixpath.basename(str(s.get("file_name", ""))): int(s.get("num_rows", 0)) for s in stats if isinstance(s, dict)
+    }
+    return ParquetMetadata(path, columns["labels"], columns["conts"], columns["cats"], num_rows)
+
+
+class ParquetReader(Reader):
+    """Reads a Parquet dataset named by a file list.
+
+    Args:
+        source: a file list path (or URL) whose files end in `.parquet`, or several lists read in turn.
+        spec: label/dense widths and sparse inputs; their slot count must equal the number of `cats`.
+        options: batch size, key type, repeat, `slot_size_array` (per-slot key offsets).
+        allow_nonfinite: accept NaN/inf in label and dense columns.
+    """
+
+    def __init__(
+        self, source: str | Sequence[str], spec: DataSpec, options: ReaderOptions, *, allow_nonfinite: bool = False
+    ) -> None:
+        self.spec, self.options, self.allow_nonfinite = spec, options, allow_nonfinite
+        self._offsets = _slot_offsets(options.slot_size_array, spec.total_slots, options.key_type)
+        self._metadata: dict[str, ParquetMetadata] = {}
+        self._source, self._files = "", list[str]()
+        self.set_source(source)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def set_source(self, source: str | Sequence[str] = "") -> None:
+        if source == "" or (not isinstance(source, str) and len(source) == 0):
+            return
+        lists = [source] if isinstance(source, str) else list(source)
+        files: list[str] = []
+        for file_list in lists:
+            files.extend(read_file_list(file_list))
+        if file_type(files) != "parquet":
+            raise ValueError(
+                f"Parquet source {lists[0]!r}: the first listed file {files[0]!r} does not end in '.parquet'; "
+                "the Parquet reader needs a list of .parquet files (use the Norm reader for .data files)."
+            )
+        self._source, self._files = ",".join(lists), files
+
+    def __iter__(self) -> Iterator[Batch]:
+        batch_size = self.options.batch_size
+        cutter = BatchCutter(batch_size, self.spec.label_dim + self.spec.dense_dim, self.spec.total_slots)
+        while True:
+            rows = 0
+            for path in self._files:
+                for block in self.iter_file(path):
+                    rows += block.num_rows
+                    for full in cutter.add(block):
+                        yield full.to_batch(self.spec, batch_size)
+            if not self.options.repeat:
+                break
+            if rows == 0:
+                raise ValueError(f"Parquet source {self._source!r} holds no rows; repeat mode would never yield.")
+        tail = cutter.flush()
+        if tail is not None:
+            yield tail.to_batch(self.spec, batch_size)
+
+    def iter_file(self, path: str) -> Iterator[SampleBlock]:
+        """Every sample of one file, row group by row group."""
+        metadata = self._metadata_for(path)
+        self._check_counts(metadata)
+        with _open(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            check_column_types(parquet.schema_arrow, metadata, path, self.options.key_type)
+            self._num_rows(metadata, path, parquet.metadata.num_rows)
+            wanted = [*metadata.labels, *metadata.conts, *metadata.cats]
+            names = [parquet.schema_arrow.field(i).name for i in wanted]
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=sorted(set(names)))
+                if table.num_rows:
+                    yield self._block(table, names, metadata, path)
+
+    def _block(self, table: pa.Table, names: list[str], metadata: ParquetMetadata, path: str) -> SampleBlock:
+        width = len(metadata.labels) + len(metadata.conts)
+        label_dense = np.empty((table.num_rows, width), np.float32)
+        for column, name in enumerate(names[:width]):
+            values = table.column(name)
+            if values.null_count:
+                raise ValueError(
+                    f"Parquet file {path!r}: column {name!r} has {values.null_count} nulls; "
+                    "missing values are not supported. Fill them before training."
+                )
+            label_dense[:, column] = values.to_numpy()
+        if not self.allow_nonfinite and not np.isfinite(label_dense).all():
+            row, column = (int(v) for v in np.argwhere(~np.isfinite(label_dense))[0])
+            raise ValueError(
+                f"Parquet file {path!r}: row {row} of this row group has {label_dense[row, column]} in column "
+                f"{names[column]!r}. Clean the dataset or pass allow_nonfinite=True."
+            )
+        lengths, keys = cat_block(table, names[width:], path, self._offsets, self.options.key_type)
+        return SampleBlock(label_dense, lengths, keys)
+
+    def _metadata_for(self, path: str) -> ParquetMetadata:
+        location = metadata_path(path)
+        if location not in self._metadata:
+            self._metadata[location] = load_metadata(location)
+        return self._metadata[location]
+
+    def _check_counts(self, metadata: ParquetMetadata) -> None:
+        found = (len(metadata.labels), len(metadata.conts), len(metadata.cats))
+        wanted = (self.spec.label_dim, self.spec.dense_dim, self.spec.total_slots)
+        if found != wanted:
+            raise ValueError(
+                f"Parquet metadata {metadata.path!r} lists {found[0]} labels, {found[1]} conts and {found[2]} cats, "
+                f"but the Input has label_dim={wanted[0]}, dense_dim={wanted[1]} and {wanted[2]} slots. Make them "
+                "agree (edit _metadata.json to select columns, or change the Input)."
+            )
+
+    @staticmethod
+    def _num_rows(metadata: ParquetMetadata, path: str, real: int) -> int:
+        listed = metadata.num_rows.get(posixpath.basename(path))
+        if listed is None:
+            logger.warning(
+                "Parquet file %r has no num_rows entry in %r; reading its %d rows (HugeCTR v3.5 would use 0).",
+                path,
+                metadata.path,
+                real,
+            )
+            return real
+        if listed != real:
+            raise ValueError(
+                f"Parquet file {path!r}: {metadata.path!r} says num_rows={listed} but the file holds {real} rows. "
+                "Fix file_stats in _metadata.json."
+            )
+        return listed
+
+
+def _slot_offsets(slot_size_array: tuple[int, ...], total_slots: int, key_type: str) -> np.ndarray | None:
+    """Exclusive prefix sums of slot_size_array per global slot, zero-padded (formats spec §3)."""
+    if not slot_size_array:
+        return None
+    sizes = np.zeros(max(total_slots, len(slot_size_array)), np.int64)
+    sizes[: len(slot_size_array)] = slot_size_array
+    offsets = (np.cumsum(sizes) - sizes)[:total_slots]
+    if key_type == "i32" and offsets.size and offsets.max() > np.iinfo(np.uint32).max:
+        raise ValueError(
+            f"slot_size_array sums to {int(sizes.sum())}, so the offset {int(offsets.max())} does not fit i32 keys. "
+            "Use i64_input_key=True or smaller cardinalities."
+        )
+    return offsets
+
+
+def _open(path: str):
+    try:
+        return fsspec.open(path, "rb").open()
+    except FileNotFoundError:
+        raise ValueError(
+            f"Parquet data file {path!r} (named by the file list) does not exist; fix the file list."
+        ) from None

@@ -1,0 +1,174 @@
+"""The Raw reader: one memory-mapped binary file of fixed-size one-hot records (formats spec §2).
+
+A record is `label[label_dim] ‖ dense[dense_dim]` (float32 when `float_label_dense`, else int32) followed by
+one int32 key per slot; no header, no framing. With int32 label/dense the label is read as float(v) and the
+dense as ln(v + 1) in float32, as HugeCTR does. Batches are consecutive record ranges; training readers
+shuffle the order of batches once (`shuffle_batches`, seeded). The last, partial batch is emitted short
+(zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import fsspec
+import numpy as np
+from fsspec.implementations.local import LocalFileSystem
+
+from ctrflow.readers.sample_block import SampleBlock
+from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
+
+logger = logging.getLogger(__name__)
+
+
+class RawReader(Reader):
+    """Reads a Raw dataset file.
+
+    Args:
+        source: the data file (a path or URL; local files are memory-mapped).
+        spec: what a sample holds; every slot holds exactly one key.
+        options: batch size, `num_samples` (0 = infer from the file size), `float_label_dense`,
+            `slot_size_array` (keys of slot s must lie in [0, slot_size_array[s])), shuffle, seed, repeat.
+        allow_nonfinite: accept NaN/inf label/dense values (ln(v+1) of v <= -1) instead of raising.
+    """
+
+    def __init__(
+        self, source: str | Sequence[str], spec: DataSpec, options: ReaderOptions, *, allow_nonfinite: bool = False
+    ) -> None:
+        if options.key_type != "i32":
+            raise ValueError(
+                f'Raw reader: key_type="{options.key_type}" received, but Raw files hold int32 keys only '
+                '(HugeCTR v3.5: "Raw: only I32 is allowed"). Set i64_input_key=False (key_type="i32").'
+            )
+        self.spec, self.options, self.allow_nonfinite = spec, options, allow_nonfinite
+        self.record_bytes = 4 * (spec.label_dim + spec.dense_dim + spec.total_slots)
+        self._slot_sizes = self._check_slot_sizes(options.slot_size_array, spec)
+        self._source = ""
+        self._records: np.ndarray = np.zeros(0)
+        self._order: np.ndarray = np.zeros(0, np.int64)
+        self.set_source(source)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def num_samples(self) -> int:
+        return int(self._records.shape[0])
+
+    def set_source(self, source: str | Sequence[str] = "") -> None:
+        if source == "" or (not isinstance(source, str) and len(source) == 0):
+            return
+        path = source if isinstance(source, str) else source[0]
+        if not isinstance(source, str) and len(source) > 1:
+            raise ValueError(f"Raw reader: received {len(source)} sources {list(source)}; Raw reads one data file.")
+        self._records = self._map(path)
+        self._source = path
+        batches = -(-self.num_samples // self.options.batch_size)
+        order = np.arange(batches, dtype=np.int64)
+        if self.options.shuffle_batches:  # formats spec §2: the order of batches, shuffled once
+            order = np.random.default_rng(self.options.seed).permutation(batches)
+        self._order = order
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.num_samples == 0:
+            return
+        while True:
+            for batch in self._order.tolist():
+                yield self._batch(int(batch))
+            if not self.options.repeat:
+                return
+
+    def _batch(self, index: int) -> Batch:
+        size = self.options.batch_size
+        first = index * size
+        records = self._records[first : first + size]
+        label_dense = self._label_dense(records["ld"], first)
+        keys = records["keys"].view("<u4").astype(np.int64)  # formats spec §2: uint32 bit pattern kept
+        if self._slot_sizes is not None:
+            self._check_keys(keys, self._slot_sizes, first)
+        lengths = np.ones(keys.shape, np.int64)
+        return SampleBlock(label_dense, lengths, keys.reshape(-1)).to_batch(self.spec, size)
+
+    def _label_dense(self, values: np.ndarray, first: int) -> np.ndarray:
+        if self.options.float_label_dense:
+            out = np.asarray(values, dtype="<f4").astype(np.float32)
+        else:
+            out = values.astype(np.float32)
+            dense = out[:, self.spec.label_dim :]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[:, self.spec.label_dim :] = np.log(dense + np.float32(1.0))
+        if not self.allow_nonfinite and not np.isfinite(out).all():
+            row, column = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+            raw = values[row, column]
+            raise ValueError(
+                f"Raw file {self._source!r}: record {first + row} (byte offset {(first + row) * self.record_bytes}) "
+                f"has label/dense float {column} = {out[row, column]} (stored value {raw}; int32 dense values "
+                "become ln(v+1), so v <= -1 is invalid). Clean the dataset or pass allow_nonfinite=True."
+            )
+        return out
+
+    def _check_keys(self, keys: np.ndarray, slot_sizes: np.ndarray, first: int) -> None:
+        outside = keys >= slot_sizes
+        if outside.any():
+            row, slot = (int(v) for v in np.argwhere(outside)[0])
+            offset = (first + row) * self.record_bytes + 4 * (self.spec.label_dim + self.spec.dense_dim + slot)
+            raise ValueError(
+                f"Raw file {self._source!r}: record {first + row}, slot {slot} (byte offset {offset}) holds key "
+                f"{int(keys[row, slot])}, outside [0, {int(slot_sizes[slot])}) given by slot_size_array. "
+                "Raw keys are per-slot indices; fix slot_size_array or the data."
+            )
+
+    def _map(self, path: str) -> np.ndarray:
+        fs, local = fsspec.core.url_to_fs(path)
+        try:
+            size = int(fs.size(local))
+        except FileNotFoundError:
+            raise ValueError(f"Raw data file {path!r} does not exist; pass the path of the .bin data file.") from None
+        count = self._check_size(path, size)
+        width = self.spec.label_dim + self.spec.dense_dim
+        layout = np.dtype(
+            [
+                ("ld", "<i4" if not self.options.float_label_dense else "<f4", (width,)),
+                ("keys", "<i4", (self.spec.total_slots,)),
+            ]
+        )
+        if count == 0:
+            return np.zeros(0, layout)
+        if isinstance(fs, LocalFileSystem):
+            return np.memmap(local, dtype=layout, mode="r", shape=(count,))
+        with fs.open(local, "rb") as handle:
+            return np.frombuffer(handle.read(), dtype=layout, count=count)
+
+    def _check_size(self, path: str, size: int) -> int:
+        expected = self.options.num_samples
+        if expected == 0:
+            if size % self.record_bytes:
+                raise ValueError(
+                    f"Raw file {path!r}: {size} bytes is not a whole number of {self.record_bytes}-byte records "
+                    f"(label_dim + dense_dim + slots = {self.record_bytes // 4} 4-byte values). Check label_dim, "
+                    "dense_dim and the slot count, or the file is truncated."
+                )
+            logger.info(
+                "Raw file %r: num_samples not given, using %d from the file size.", path, size // self.record_bytes
+            )
+            return size // self.record_bytes
+        if size != expected * self.record_bytes:
+            raise ValueError(
+                f"Raw file {path!r}: {size} bytes, but num_samples={expected} records of {self.record_bytes} bytes "
+                f"need {expected * self.record_bytes} (file holds {size / self.record_bytes:.2f} records). Set "
+                "num_samples to the file's sample count, or fix label_dim, dense_dim or the slot count."
+            )
+        return expected
+
+    @staticmethod
+    def _check_slot_sizes(slot_size_array: tuple[int, ...], spec: DataSpec) -> np.ndarray | None:
+        if not slot_size_array:
+            return None
+        if len(slot_size_array) != spec.total_slots:
+            raise ValueError(
+                f"Raw reader: slot_size_array has {len(slot_size_array)} entries but the dataset has "
+                f"{spec.total_slots} slots; give one cardinality per slot."
+            )
+        return np.asarray(slot_size_array, np.int64)

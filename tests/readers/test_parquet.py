@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ctrflow.readers import DataSpec, ParquetReader, ReaderOptions, SparseInputSpec
+
+SPEC = DataSpec(1, 1, (SparseInputSpec("data", 2, (1, 3)),))
+
+
+def write_dataset(tmp_path, tables, metadata=None, stats=True):
+    paths = []
+    for index, table in enumerate(tables):
+        path = tmp_path / f"part_{index}.parquet"
+        pq.write_table(table, path)
+        paths.append(str(path))
+    document = metadata or {
+        "labels": [{"col_name": "label", "index": 0}],
+        "conts": [{"col_name": "I1", "index": 1}],
+        "cats": [{"col_name": "C1", "index": 2}, {"col_name": "C2", "index": 3}],
+    }
+    if stats:
+        document["file_stats"] = [
+            {"file_name": f"part_{i}.parquet", "num_rows": t.num_rows} for i, t in enumerate(tables)
+        ]
+    (tmp_path / "_metadata.json").write_text(json.dumps(document))
+    file_list = tmp_path / "_file_list.txt"
+    file_list.write_text(f"{len(paths)}\n" + "".join(p + "\n" for p in paths))
+    return str(file_list)
+
+
+def table(rows: int, start: int = 0, key_type=None):
+    key_type = key_type or pa.int64()
+    return pa.table(
+        {
+            "label": pa.array([float(i % 2) for i in range(start, start + rows)], pa.float32()),
+            "I1": pa.array([i + 0.5 for i in range(start, start + rows)], pa.float32()),
+            "C1": pa.array(list(range(start, start + rows)), key_type),
+            "C2": pa.array([[i, i + 1][: 1 + i % 2] for i in range(start, start + rows)], pa.list_(key_type)),
+        }
+    )
+
+
+def options(**kwargs):
+    return ReaderOptions(**{"batch_size": 4, "key_type": "i64", "repeat": False, **kwargs})
+
+
+def test_scalar_and_list_columns_become_csr_in_sample_then_slot_order(tmp_path):
+    source = write_dataset(tmp_path, [table(3)])
+    (batch,) = list(ParquetReader(source, SPEC, options()))
+    assert batch.size == 3
+    assert batch.label[:3, 0].tolist() == [0.0, 1.0, 0.0]
+    assert batch.dense[:3, 0].tolist() == [0.5, 1.5, 2.5]
+    sparse = batch.sparse["data"]
+    assert sparse.lengths()[:3].tolist() == [[1, 1], [1, 2], [1, 1]]
+    assert sparse.keys.tolist() == [0, 0, 1, 1, 2, 2, 2]
+
+
+def test_slot_size_array_adds_exclusive_prefix_sums(tmp_path):
+    source = write_dataset(tmp_path, [table(2)])
+    (batch,) = list(ParquetReader(source, SPEC, options(slot_size_array=(100, 50))))
+    assert batch.sparse["data"].keys.tolist() == [0, 100, 1, 101, 102]
+
+
+def test_i32_offsets_wrap_in_uint32_arithmetic(tmp_path):
+    source = write_dataset(tmp_path, [table(1, start=0xFFFFFFFF - 5, key_type=pa.uint32())])
+    (batch,) = list(ParquetReader(source, SPEC, options(key_type="i32", slot_size_array=(10, 1))))
+    assert batch.sparse["data"].keys.tolist() == [0xFFFFFFFF - 5, (0xFFFFFFFF - 5 + 10) % 2**32]
+
+
+def test_columns_are_mapped_by_ascending_index_not_by_name(tmp_path):
+    metadata = {
+        "labels": [{"col_name": "whatever", "index": 1}],
+        "conts": [{"col_name": "x", "index": 0}],
+        "cats": [{"col_name": "b", "index": 3}, {"col_name": "a", "index": 2}],
+    }
+    source = write_dataset(tmp_path, [table(1, start=1)], metadata)
+    (batch,) = list(ParquetReader(source, SPEC, options()))
+    assert batch.label[0, 0].item() == 1.5 and batch.dense[0, 0].item() == 1.0
+    assert batch.sparse["data"].keys.tolist() == [1, 1, 2]
+
+
+def test_batches_span_files_and_the_epoch_ends_with_a_padded_short_batch(tmp_path):
+    source = write_dataset(tmp_path, [table(3), table(3, start=3)])
+    batches = list(ParquetReader(source, SPEC, options()))
+    assert [b.size for b in batches] == [4, 2]
+    assert batches[0].dense[:, 0].tolist() == [0.5, 1.5, 2.5, 3.5]
+    assert batches[1].dense[2:].abs().sum() == 0
+
+
+def test_repeat_mode_wraps_around_the_file_list(tmp_path):
+    source = write_dataset(tmp_path, [table(3)])
+    iterator = iter(ParquetReader(source, SPEC, options(repeat=True, batch_size=2)))
+    assert [next(iterator).dense[:, 0].tolist() for _ in range(3)] == [[0.5, 1.5], [2.5, 0.5], [1.5, 2.5]]
+
+
+def test_missing_num_rows_uses_the_real_count_and_warns(tmp_path, caplog):
+    source = write_dataset(tmp_path, [table(3)], stats=False)
+    with caplog.at_level(logging.WARNING):
+        (batch,) = list(ParquetReader(source, SPEC, options()))
+    assert batch.size == 3
+    assert "no num_rows entry" in caplog.text
+
+
+def test_num_rows_disagreeing_with_the_file_is_reported(tmp_path):
+    source = write_dataset(tmp_path, [table(3)])
+    document = json.loads((tmp_path / "_metadata.json").read_text())
+    document["file_stats"][0]["num_rows"] = 7
+    (tmp_path / "_metadata.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="says num_rows=7 but the file holds 3 rows"):
+        list(ParquetReader(source, SPEC, options()))
+
+
+def test_float64_label_column_is_a_type_error_naming_the_column(tmp_path):
+    bad = table(2).set_column(0, "label", pa.array([0.0, 1.0], pa.float64()))
+    source = write_dataset(tmp_path, [bad])
+    with pytest.raises(ValueError, match=r"label/cont column 0 \('label'\) has type double; HugeCTR needs float32"):
+        list(ParquetReader(source, SPEC, options()))
+
+
+def test_int64_cats_read_with_i32_keys_suggest_the_key_type(tmp_path):
+    source = write_dataset(tmp_path, [table(2)])
+    with pytest.raises(ValueError, match=r"cat column 2 \('C1'\) has type int64.*key_type=\"i64\""):
+        list(ParquetReader(source, SPEC, options(key_type="i32")))
+
+
+def test_metadata_column_counts_must_match_the_input(tmp_path):
+    source = write_dataset(tmp_path, [table(2)])
+    spec = DataSpec(1, 2, (SparseInputSpec("data", 2, (1, 1)),))
+    with pytest.raises(
+        ValueError, match="lists 1 labels, 1 conts and 2 cats, but the Input has label_dim=1, dense_dim=2"
+    ):
+        list(ParquetReader(source, spec, options()))
+
+
+def test_missing_metadata_is_reported(tmp_path):
+    source = write_dataset(tmp_path, [table(2)])
+    (tmp_path / "_metadata.json").unlink()
+    with pytest.raises(ValueError, match=r"_metadata\.json' does not exist"):
+        list(ParquetReader(source, SPEC, options()))
+
+
+def test_file_list_of_non_parquet_files_is_rejected(tmp_path):
+    file_list = tmp_path / "list.txt"
+    file_list.write_text("1\nx.data\n")
+    with pytest.raises(ValueError, match=r"does not end in '\.parquet'"):
+        ParquetReader(str(file_list), SPEC, options())
+
+
+def test_nulls_in_a_cat_column_are_rejected(tmp_path):
+    bad = table(2).set_column(2, "C1", pa.array([1, None], pa.int64()))
+    source = write_dataset(tmp_path, [bad])
+    with pytest.raises(ValueError, match=r"cat column 'C1' has 1 nulls"):
+        list(ParquetReader(source, SPEC, options()))
