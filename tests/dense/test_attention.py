@@ -1,0 +1,85 @@
+"""Scale, Softmax and PReLU_Dice against float64 references with true gradients."""
+
+import pytest
+import torch
+
+from ctrflow.dense.layers import PReLU_Dice, Scale, Softmax
+from ctrflow.dense.testing import run_layer_test
+from ctrflow.dense.types import LayerError
+
+# softmax / dice in float32 over <= 8 values: ~1e-6 relative; gradients through batch statistics 1e-5
+RTOL, ATOL = 1e-5, 1e-5
+
+
+def test_scale_axis_zero_repeats_each_element_and_sums_replica_gradients():
+    run_layer_test(
+        Scale,
+        [(3, 4)],
+        {"axis": 0, "factor": 3.0},
+        expected_output_shapes=[(3, 12)],
+        reference=lambda layer, x: x.unsqueeze(2).expand(3, 4, 3).reshape(3, 12),
+        rtol=RTOL,
+        atol=ATOL,
+    )
+
+
+def test_scale_axis_one_repeats_each_row():
+    run_layer_test(
+        Scale,
+        [(3, 4)],
+        {"axis": 1, "factor": 2},
+        expected_output_shapes=[(6, 4)],
+        reference=lambda layer, x: x.unsqueeze(1).expand(3, 2, 4).reshape(6, 4),
+        rtol=RTOL,
+        atol=ATOL,
+    )
+
+
+def test_scale_rejects_axis_two():
+    with pytest.raises(LayerError, match=r'Scale "s": axis=2 is not 0 or 1'):
+        Scale([(3, 4)], name="s", axis=2)
+
+
+def softmax_reference(layer, x):
+    e = torch.exp(x)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def test_softmax_has_the_true_jacobian():
+    run_layer_test(Softmax, [(5, 7)], {}, reference=softmax_reference, rtol=RTOL, atol=ATOL)
+
+
+def test_softmax_does_not_overflow_on_large_logits():
+    y = Softmax([(1, 2)])(torch.tensor([[1000.0, 1000.0]]))
+    torch.testing.assert_close(y, torch.tensor([[0.5, 0.5]]))
+
+
+def dice_reference(layer, x):
+    mean = x.mean(dim=0)
+    var = ((x - mean) ** 2).mean(dim=0)
+    p = 1 / (1 + torch.exp(-(x - mean) / torch.sqrt(var + layer.eps)))
+    return p * x + (1 - p) * layer.alpha * x
+
+
+def test_prelu_dice_matches_its_formula_with_the_full_batch_gradient():
+    run_layer_test(
+        PReLU_Dice,
+        [(8, 5)],
+        {"elu_alpha": 0.3, "eps": 1e-4},
+        expected_output_shapes=[(8, 5)],
+        reference=dice_reference,
+        rtol=RTOL,
+        atol=ATOL,
+    )
+
+
+def test_prelu_dice_uses_batch_statistics_in_evaluation_too_and_has_no_weights():
+    layer = PReLU_Dice([(8, 5)], elu_alpha=0.3).eval()
+    x = torch.randn(8, 5, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), dice_reference(layer, x))
+    assert list(layer.parameters()) == []
+
+
+def test_prelu_dice_needs_a_2d_bottom():
+    with pytest.raises(LayerError, match=r"bottom 0 has shape \[2, 3, 4\] \(3-D\), expected a 2-D tensor"):
+        PReLU_Dice([(2, 3, 4)])
