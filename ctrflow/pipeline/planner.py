@@ -153,10 +153,17 @@ class Planner:
                 f"{c.name}: {c.capacity_per_rank(world_size):,} rows x {c.embedding_vec_size}" for c in configs
             )
             raise PlanError(
-                f"The embedding tables need {need / 2**30:.2f} GiB per rank with their optimizer states but "
-                f"{device} has {have / 2**30:.2f} GiB available ({detail}). Lower workspace_size_per_gpu_in_mb, "
+                f"The embedding tables need {_size(need)} per rank with their optimizer states but "
+                f"{device} has {_size(have)} available ({detail}). Lower workspace_size_per_gpu_in_mb, "
                 "use an optimizer with fewer states (SGD keeps none), or run on more ranks (vvgpu)."
             )
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} B"
 
 
 def _free_memory(device: torch.device) -> int:
