@@ -37,7 +37,8 @@ def test_a_planned_network_runs_any_batch_size():
 def test_tables_that_do_not_fit_raise_a_plan_error_with_the_numbers():
     with pytest.raises(
         PlanError,
-        match=r"need 8\.00 MiB per rank .* but cpu has 1000 B available \(sparse_embedding1: 43,690 rows x 16\)",
+        match=r"need 8\.00 MiB per rank .* but cpu has 1000 B available "
+        r"\(sparse_embedding1: 43,690 rows x 16\)",
     ):
         Planner(device="cpu", memory_limit_bytes=1000).plan(dcn_graph(), seed=1)
 
