@@ -124,7 +124,7 @@ def test_loaded_embeddings_carry_a_new_dense_network(norm_data, tmp_path):
     tuned.freeze_embedding()
     tuned.fit(max_iter=10, display=0, eval_interval=0, snapshot=0)
     assert 0.0 <= evaluate(tuned) <= 1.0
-    keys, vectors, _ = tuned.network.embed.embeddings["emb"].dump()
+    _keys, vectors, _ = tuned.network.embed.embeddings["emb"].dump()
     saved = np.fromfile(f"{tmp_path}/small0_sparse_20.model/emb_vector", dtype=np.float32).reshape(-1, 4)
     np.testing.assert_array_equal(vectors.numpy()[: len(saved)], saved)
 
