@@ -40,16 +40,16 @@ class SparseInputSpec:
 
     def __post_init__(self) -> None:
         if self.num_slots < 1:
-            raise ValueError(
-                f'Sparse input "{self.name}": slot_num must be at least 1, received {self.num_slots}.'
-            )
+            raise ValueError(f'Sparse input "{self.name}": slot_num must be at least 1, received {self.num_slots}.')
         if len(self.nnz_per_slot) != self.num_slots:
             raise ValueError(
                 f'Sparse input "{self.name}": nnz_per_slot has {len(self.nnz_per_slot)} entries but '
                 f"slot_num is {self.num_slots}; give one entry per slot or a single int."
             )
         if any(n < 0 for n in self.nnz_per_slot):
-            raise ValueError(f'Sparse input "{self.name}": nnz_per_slot entries must be >= 0, received {self.nnz_per_slot}.')
+            raise ValueError(
+                f'Sparse input "{self.name}": nnz_per_slot entries must be >= 0, received {self.nnz_per_slot}.'
+            )
 
     @property
     def max_nnz(self) -> int:
@@ -141,6 +141,19 @@ class Batch:
             {k: v.to(device, non_blocking) for k, v in self.sparse.items()},
             self.size,
         )
+
+    def rows(self, start: int, stop: int) -> Batch:
+        """Rows [start, stop) as a batch of their own: one rank's share of a global batch (formats spec §1.4).
+
+        The valid-row count is clipped to the slice, so padding rows of a short batch stay padding.
+        """
+        sparse = {}
+        for name, part in self.sparse.items():
+            bounds = part.offsets[start * part.num_slots : stop * part.num_slots + 1]
+            keys = part.keys[bounds[0] : bounds[-1]] if bounds.numel() else part.keys[:0]
+            sparse[name] = SparseBatch(keys, bounds - bounds[0] if bounds.numel() else bounds, part.num_slots)
+        size = min(max(self.size - start, 0), stop - start)
+        return Batch(self.label[start:stop], self.dense[start:stop], sparse, size)
 
     def pin_memory(self) -> Batch:
         return Batch(
