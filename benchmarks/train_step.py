@@ -205,7 +205,7 @@ def ctrflow_runner(model: CtrflowModel, precision: str) -> LocalRunner:
     )
     if precision == "bf16":
         # LocalRunner offers no bf16 on CUDA (it always picks fp16 there); see NOTES.md, proposal list
-        runner._autocast_dtype = torch.bfloat16
+        runner.autocast_dtype = torch.bfloat16
     runner.set_learning_rate(LEARNING_RATES[model.optimizer])
     return runner
 
@@ -504,7 +504,10 @@ def check_against_cpu(device: torch.device, seed: int, steps: int = 5) -> tuple[
     losses = {}
     for where in (torch.device("cpu"), device):
         runner = ctrflow_runner(build_ctrflow(shape, "sgd", where, seed), "fp32")
-        losses[where.type] = [runner.train_step(batch.to(where)) for batch in batches]
+        losses[where.type] = []
+        for batch in batches:
+            runner.train_step(batch.to(where))
+            losses[where.type].append(runner.last_loss)
     worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(losses["cpu"], losses[device.type], strict=True))
     ok = worst < 1e-4  # fp32 both sides, TF32 off: only summation order differs
     text = f"{'OK' if ok else 'MISMATCH'}: max relative loss difference {worst:.2e} over {steps} steps"

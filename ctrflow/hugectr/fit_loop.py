@@ -57,7 +57,7 @@ class FitLoop:
         for iteration in range(self.max_iter):
             model.set_learning_rate(model.scheduler.get_next())
             model.train()
-            progress.update(iteration + 1, loss=self.runner.last_loss)
+            progress.update(iteration + 1)
             interval_start = self._after_step(iteration, interval_start)
             if self._evaluate_if_due(iteration, start, f"{iteration} / {self.max_iter} iterations"):
                 progress.close()
@@ -80,7 +80,7 @@ class FitLoop:
             while True:
                 model.set_learning_rate(model.scheduler.get_next())
                 trained = model.train()
-                progress.update(iteration + 1, loss=self.runner.last_loss)
+                progress.update(iteration + 1)
                 interval_start = self._after_step(iteration, interval_start)
                 where = f"{epoch} / {self.num_epochs} epochs {iteration} global iterations"
                 if self._evaluate_if_due(iteration, start, where):

@@ -38,6 +38,8 @@ class LocalRunner:
         mixed_precision: run the forward pass under autocast.
         scaler: static loss scaling factor (semantics spec §4.4); gradients are divided by it again.
         allreduce: called on the dense parameters after backward when the run has several ranks.
+        autocast_dtype: the mixed-precision dtype; fp16 on CUDA and bf16 on the CPU by default (bf16 on CUDA
+            needs no loss scaling and is usually as fast).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class LocalRunner:
         mixed_precision: bool = False,
         scaler: float = 1.0,
         allreduce: object | None = None,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         self.network = network
         self.dense_optimizer = dense_optimizer
@@ -58,8 +61,11 @@ class LocalRunner:
         self.dense_lr = 0.0
         self.sparse_lr = 0.0
         self.dense_frozen = False
-        self.last_loss = float("nan")
-        self._autocast_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self._last_loss: torch.Tensor | float = float("nan")
+        default_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.autocast_dtype = autocast_dtype or default_dtype
+        if mixed_precision and self.device.type != "cuda" and self.autocast_dtype == torch.float16:
+            self.autocast_dtype = torch.bfloat16
         if mixed_precision and self.device.type != "cuda":
             log.warning("Mixed precision on %s runs in bf16: fp16 autocast needs CUDA.", self.device)
 
@@ -73,20 +79,14 @@ class LocalRunner:
                 group["lr"] = self.dense_lr
 
     # -------------------------------------------------------------------------------------- steps
-    def train_step(self, batch: Batch) -> float:
-        """One step on `batch` (already on the device); returns the reported loss."""
+    def train_step(self, batch: Batch) -> None:
+        """One step on `batch` (already on the device); `last_loss` reads its reported loss."""
         network = self.network
         network.train()
         env: Environment = {BATCH_KEY: batch}
         with self._autocast():
             network(env)
         objective = env[OBJECTIVE_KEY]
-        reported = float(env[REPORTED_LOSS_KEY])
-        if not math.isfinite(reported):
-            raise LossDivergedError(
-                f"Train Runtime error: Loss cannot converge (loss is {reported}). Lower the learning rate, "
-                "check the data for NaN/inf, or use a larger loss scaler epsilon in mixed precision."
-            )
         (objective * self.scaler).backward()
         dense_parameters = network.dense_parameters()
         if self.allreduce is not None:
@@ -100,8 +100,19 @@ class LocalRunner:
         if self.dense_optimizer is not None:
             self.dense_optimizer.zero_grad(set_to_none=True)
         network.embed.step(self.sparse_lr, grad_scale=1.0 / self.scaler)
-        self.last_loss = reported
-        return reported
+        # the loss stays on the device: reading it every step would stall the GPU (see last_loss)
+        self._last_loss = env[REPORTED_LOSS_KEY]
+
+    @property
+    def last_loss(self) -> float:
+        """The last training step's reported loss; raises LossDivergedError when it is NaN or infinite."""
+        value = float(self._last_loss)
+        if not math.isfinite(value):
+            raise LossDivergedError(
+                f"Train Runtime error: Loss cannot converge (loss is {value}). Lower the learning rate, "
+                "check the data for NaN/inf, or use a larger epsilon with mixed precision."
+            )
+        return value
 
     @torch.no_grad()
     def eval_step(self, batch: Batch) -> None:
@@ -131,7 +142,7 @@ class LocalRunner:
     def _autocast(self) -> AbstractContextManager[object]:
         if not self.mixed_precision:
             return nullcontext()
-        return torch.autocast(self.device.type, dtype=self._autocast_dtype)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
 
 def flatten_parameters(parameters: Sequence[torch.nn.Parameter]) -> torch.Tensor:

@@ -64,7 +64,7 @@ class LossStage(Stage):
         valid = int(env[VALID_ROWS_KEY])
         rterm = self._regularization(env)
         objective: torch.Tensor | float = 0.0
-        reported = 0.0
+        reported: torch.Tensor | float = 0.0
         predictions: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for index, (loss, head) in enumerate(zip(self._losses, self.heads, strict=True)):
             prediction = env[head.prediction].float()
@@ -74,7 +74,7 @@ class LossStage(Stage):
             else:
                 value = loss(prediction[:valid], label[:valid])
             objective = objective + head.weight * value
-            reported += head.weight * float(value.detach()) + float(rterm.detach())
+            reported = reported + head.weight * value.detach() + rterm.detach()  # stays on the device
             if not self.training:
                 predictions[head.label] = (loss.predict(prediction[:valid].detach()), label[:valid])
         env[OBJECTIVE_KEY] = objective + rterm
