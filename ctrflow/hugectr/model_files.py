@@ -288,7 +288,19 @@ def construct_from_json(model: Model, path: str, include_dense_network: bool) ->
         model.add(facade.SparseEmbedding(**kwargs))
     if include_dense_network:
         for item in description.dense_layers:
-            model.add(facade.DenseLayer(**from_names(item)))
+            try:
+                model.add(facade.DenseLayer(**from_names(item)))
+            except GraphError as error:
+                missing_label = item.get("layer_type", "").endswith("Loss") and description.label_name not in item.get(
+                    "bottom_names", []
+                )
+                if not missing_label:
+                    raise
+                raise GraphError(
+                    f"{error} The graph JSON keeps only one label ({description.label_name!r}), as HugeCTR v3.5 writes "
+                    "it, so a multi-label model cannot be rebuilt from it: rebuild the Input and losses in Python, "
+                    "or use construct_from_json(..., include_dense_network=False) and add the dense layers."
+                ) from None
 
 
 # ---------------------------------------------------------------------------------- predictions

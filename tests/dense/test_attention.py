@@ -83,3 +83,10 @@ def test_prelu_dice_uses_batch_statistics_in_evaluation_too_and_has_no_weights()
 def test_prelu_dice_needs_a_2d_bottom():
     with pytest.raises(LayerError, match=r"bottom 0 has shape \[2, 3, 4\] \(3-D\), expected a 2-D tensor"):
         PReLU_Dice([(2, 3, 4)])
+
+
+def test_softmax_accepts_three_dimensional_scores_as_the_din_sample_uses():
+    layer = Softmax([(2, 1, 5)], name="scores")
+    x = torch.randn(2, 1, 5, dtype=torch.float64)
+    assert layer.output_shapes == [(2, 1, 5)]
+    torch.testing.assert_close(layer(x), torch.exp(x) / torch.exp(x).sum(-1, keepdim=True))

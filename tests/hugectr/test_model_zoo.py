@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import hugectr
+from ctrflow.pipeline.types import GraphError
 
 from . import zoo_models as zoo
 from .conftest import small_model
@@ -317,3 +318,12 @@ def test_metrics_not_asked_for_are_absent(norm_data):
     metrics = model.get_eval_metrics()
     assert [name for name, _ in metrics] == ["AverageLoss"]
     assert math.isfinite(metrics[0][1])
+
+
+def test_a_multi_label_graph_json_says_why_it_cannot_be_rebuilt(two_label_data, tmp_path):
+    model = zoo.new_model(two_label_data)
+    zoo.add_mmoe(model)
+    model.graph_to_json(f"{tmp_path}/mmoe.json")
+    rebuilt = zoo.new_model(two_label_data)
+    with pytest.raises(GraphError, match=r"keeps only one label .* cannot be rebuilt from it"):
+        rebuilt.construct_from_json(graph_config_file=f"{tmp_path}/mmoe.json", include_dense_network=True)

@@ -46,13 +46,17 @@ class Scale(Layer):
 
 
 class Softmax(Layer):
-    """Softmax over the last dimension of a 2-D bottom."""
+    """Softmax over the last dimension of a 2-D or 3-D bottom.
+
+    v3.5 documents 2-D only; HugeCTR's DIN sample feeds it `[B, 1, T]` attention scores, so 3-D is accepted
+    (docs/compatibility.md).
+    """
 
     layer_type = "Softmax"
 
     def __init__(self, input_shapes: Sequence[Shape], *, name: str = "") -> None:
         super().__init__(input_shapes, name=name)
-        self.output_shapes = [require_rank(self, 0, (2,))]
+        self.output_shapes = [require_rank(self, 0, (2, 3))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(x, dim=-1)
