@@ -18,12 +18,12 @@ import math
 import torch
 
 from ctrflow.embedding import optimizers
+from ctrflow.embedding.initialization import keyed_uniform
 from ctrflow.embedding.key_index import KeyIndex
 from ctrflow.embedding.one_hot_layout import OneHotLayout
 from ctrflow.embedding.shard_validation import check_loaded_rows, check_optimizer_states, unpack_state_dict
 from ctrflow.embedding.types import EmbeddingConfig
 
-_INIT_BLOCK = 1024  # rows drawn per generator when initialising (see _initial_rows)
 _DEFAULT_BOUND = 0.05  # semantics spec §3.4: U(-0.05, 0.05)
 
 
@@ -59,7 +59,7 @@ class EmbeddingShard:
         self.config = config
         self.device = torch.device(device)
         self.generator = generator
-        # initial row values depend only on this seed and the row index (see _initial_rows)
+        # a key's initial vector depends only on this seed and the key (ctrflow/embedding/initialization.py)
         self._init_seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
         self.rank, self.world_size = rank, world_size
         self._capacity = capacity
@@ -79,7 +79,7 @@ class EmbeddingShard:
                     f'Embedding "{config.name}": rank {rank} holds {self._one_hot.num_rows} one-hot rows '
                     f"(its slot sizes) but capacity is {capacity}; pass config.capacity_per_rank(world_size)."
                 )
-            self._add_rows(self._one_hot.num_rows)
+            self._add_rows(self._one_hot.num_rows, keys=self._one_hot.row_keys().to(self.device))
             self._slot_ids[: self._num_rows] = self._one_hot.row_slots().to(self.device)
 
     # -- properties -------------------------------------------------------------------------------------
@@ -134,7 +134,8 @@ class EmbeddingShard:
         self._check_room(int(new_keys.numel()))
         start = index.num_keys
         rows[missing] = index.insert_new(new_keys)
-        self._add_rows(int(new_keys.numel()))
+        new_slots = slot_ids[missing].to(self.device) if slot_ids is not None else None
+        self._add_rows(int(new_keys.numel()), keys=new_keys, slots=new_slots)
         if slot_ids is not None:
             self._slot_ids[start : self._num_rows] = slot_ids[missing].to(self.device)
         return rows
@@ -175,7 +176,7 @@ class EmbeddingShard:
             return
         self._hash_index().load(keys)
         self._num_rows = 0
-        self._add_rows(int(keys.numel()), initialise=False)
+        self._add_rows(int(keys.numel()))
         self._weights[: self._num_rows] = vectors
         if slot_ids is not None:
             self._slot_ids[: self._num_rows] = slot_ids.to(self.device, torch.int64)
@@ -237,12 +238,13 @@ class EmbeddingShard:
             "No key of this batch was inserted."
         )
 
-    def _add_rows(self, count: int, initialise: bool = True) -> None:
+    def _add_rows(self, count: int, keys: torch.Tensor | None = None, slots: torch.Tensor | None = None) -> None:
+        """Append `count` rows; with `keys`, initialise them (§3.4) from the keys (and their slots)."""
         start, end = self._num_rows, self._num_rows + count
         if end > self._weights.shape[0]:
             self._grow(max(end, min(self._capacity, 2 * self._weights.shape[0])))
-        if initialise:
-            self._weights[start:end] = self._initial_rows(start, end)
+        if keys is not None:
+            self._weights[start:end] = self._initial_rows(start, end, keys, slots)
         for name, state in zip(self.state_names, self._states, strict=True):
             state[start:end] = optimizers.initial_state_value(self.config.optimizer, name)
         if self._lazy:
@@ -273,25 +275,24 @@ class EmbeddingShard:
         bounds = torch.tensor([math.sqrt(1.0 / max(s, 1)) for s in sizes], dtype=torch.float32)
         return ends, bounds
 
-    def _initial_rows(self, start: int, end: int) -> torch.Tensor:
-        """U(-1, 1) values of rows [start, end), scaled by the init bound of each row (§3.4).
+    def _initial_rows(self, start: int, end: int, keys: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
+        """Initial vectors of rows [start, end) holding `keys`: U(±bound) with §3.4's bound per row.
 
-        The values of a row depend only on the table's seed and the row index (rows are drawn in blocks of
-        `_INIT_BLOCK`, one generator per block), not on how many rows were drawn before: a table reloaded from
-        files gives its next new keys the same initial vectors as a table that never stopped.
+        Values come from `keyed_uniform(keys, seed)`, so they do not depend on the row a key lands in. The
+        bound is sqrt(1/size) of the key's slot where the table has a slot_size_array: the slot given for
+        localized inserts, else the slot of the row in the one-hot layout; 0.05 otherwise.
         """
-        vec = self.config.embedding_vec_size
-        gen_device = self.generator.device
-        first, last = start // _INIT_BLOCK, (end - 1) // _INIT_BLOCK
-        blocks = []
-        for block in range(first, last + 1):
-            block_generator = torch.Generator(device=gen_device).manual_seed(self._init_seed + block)
-            blocks.append(torch.rand(_INIT_BLOCK, vec, generator=block_generator, device=gen_device))
-        offset = first * _INIT_BLOCK
-        uniform = torch.cat(blocks)[start - offset : end - offset] * 2.0 - 1.0
+        uniform = keyed_uniform(keys, self._init_seed, self.config.embedding_vec_size)
+        sizes = self.config.slot_size_array
+        if not sizes:
+            return uniform * _DEFAULT_BOUND
+        if slots is not None:
+            bounds = torch.tensor([math.sqrt(1.0 / max(s, 1)) for s in sizes], dtype=torch.float32)
+            slot_bounds = bounds.to(self.device)[slots.clamp(0, len(sizes) - 1)]
+            return uniform * slot_bounds.unsqueeze(1)
         if self._slot_bounds is None:
-            return (uniform * _DEFAULT_BOUND).to(self.device)
-        ends, bounds = self._slot_bounds
-        # rows are laid out slot after slot (§3.4); rows past the last slot take the last slot's bound
-        slot = torch.searchsorted(ends, torch.arange(start, end), right=True).clamp(max=len(bounds) - 1)
-        return (uniform * bounds[slot].to(gen_device).unsqueeze(1)).to(self.device)
+            return uniform * _DEFAULT_BOUND
+        ends, local_bounds = self._slot_bounds
+        # one-hot rows are laid out slot after slot (§3.4); rows past the last slot take the last slot's bound
+        slot = torch.searchsorted(ends, torch.arange(start, end), right=True).clamp(max=len(local_bounds) - 1)
+        return uniform * local_bounds[slot].to(self.device).unsqueeze(1)
