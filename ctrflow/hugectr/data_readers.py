@@ -32,8 +32,18 @@ class FacadeReader(IDataReader):
         device: where batches go.
     """
 
-    def __init__(self, kind: ReaderKind, source: str, spec: DataSpec, options: ReaderOptions, device: torch.device):
+    def __init__(
+        self,
+        kind: ReaderKind,
+        source: str,
+        spec: DataSpec,
+        options: ReaderOptions,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.kind, self._source, self.spec, self.options, self.device = kind, source, spec, options, device
+        self.rank, self.world_size = rank, world_size
         self._loader: Loader | None = None
         self._iterator: Iterator[Batch] | None = None
         self._eof = False
@@ -50,12 +60,19 @@ class FacadeReader(IDataReader):
         """The next batch on the device, or None at the end of an epoch-mode source."""
         if self._iterator is None:
             self.start()
-        assert self._iterator is not None  # noqa: S101 - start() sets it
+        iterator = self._iterator
+        if iterator is None:
+            raise RuntimeError(f"{self!r}: the reader did not start; call set_source() first.")
         try:
-            return next(self._iterator)
+            batch = next(iterator)
         except StopIteration:
             self._eof = True
             return None
+        if self.world_size == 1:
+            return batch
+        # formats spec §1.4: every rank reads the global batch and keeps its contiguous share
+        share = self.options.batch_size // self.world_size
+        return batch.rows(self.rank * share, (self.rank + 1) * share)
 
     def close(self) -> None:
         if self._loader is not None:

@@ -117,7 +117,7 @@ class FitLoop:
         batches = int(model.solver.max_eval_batches)
         for _ in range(batches):
             if not model.eval():
-                model.get_data_reader_eval().set_source("")
+                model._readers()[1].set_source("")
                 break
         results = model.get_eval_metrics()
         for name, value in results:

@@ -8,10 +8,12 @@ Files (snapshots, `load_*`, graph JSON) are handled in `model_files.py`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
@@ -20,6 +22,7 @@ from ctrflow.dense.types import Loss
 from ctrflow.hugectr import model_files
 from ctrflow.hugectr.argument_validation import Argument, any_value, bind_arguments, integer, string
 from ctrflow.hugectr.data_readers import READER_KINDS, DataReader32, DataReader64, FacadeReader, IDataReader
+from ctrflow.hugectr.replicas import CURRENT_RANK, ReplicaSet
 from ctrflow.hugectr.translation import (
     dense_layer_fields,
     embedding_config,
@@ -65,6 +68,43 @@ _SCHEDULE = (
 )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_ranks(method: F) -> F:
+    """On a multi-rank driver, run the method on every rank's replica and return rank 0's result."""
+
+    @functools.wraps(method)
+    def wrapper(self: Model, *args: Any, **kwargs: Any) -> Any:
+        if self.replicas is not None:
+            return self.replicas.call((method.__name__,), args, kwargs)
+        return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class RemoteReader(IDataReader):
+    """The driver's handle on the replicas' reader (`get_data_reader_train()` of a multi-rank model)."""
+
+    def __init__(self, replicas: ReplicaSet, getter: str) -> None:
+        self._replicas, self._getter = replicas, getter
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in _READER_METHODS:
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self._replicas.call((self._getter, name), args, kwargs)
+
+
+_READER_METHODS = {
+    "set_source",
+    "is_started",
+    "ready_to_collect",
+    "is_eof",
+    "read_a_batch_to_device",
+    "read_a_batch_to_device_delay_release",
+}
+
+
 class EmbeddingTrainingCache:
     """The embedding training cache (ETC) of v3.5 — not built in ctrflow yet."""
 
@@ -105,13 +145,24 @@ class Model:
                 f"source={reader.source!r}, eval_source={reader.eval_source!r}."
             )
         self.world_size = sum(len(host) for host in self.solver.vvgpu)
+        context = CURRENT_RANK.get()
+        self.rank = context.rank if context is not None else 0
+        if context is not None and context.world_size != self.world_size:
+            raise RuntimeError(
+                f"rank {self.rank}: vvgpu has {self.world_size} GPUs but {context.world_size} ranks run."
+            )
+        # a multi-rank script's Model is a driver; its replicas (one per rank) do the work
+        self.replicas = ReplicaSet(self.solver.vvgpu) if self.world_size > 1 and context is None else None
+        self._construction = (self.solver, self.reader_params, self.opt_params)
+        self._added: list[Any] = []
         if self.solver.batchsize % self.world_size or self.solver.batchsize_eval % self.world_size:
             raise ValueError(
                 f"batchsize {self.solver.batchsize} and batchsize_eval {self.solver.batchsize_eval} must be divisible "
                 f"by the {self.world_size} GPUs of vvgpu={self.solver.vvgpu}."
             )
-        self.log = HctrLog()
-        self.seed = int(self.solver.seed) or random.SystemRandom().randrange(1, 2**31)
+        self.log = HctrLog(rank=self.rank, enabled=context is None)
+        self.seed = context.seed if context is not None else int(self.solver.seed)
+        self.seed = self.seed or random.SystemRandom().randrange(1, 2**31)
         self.graph = Graph(batch_size=self.solver.batchsize // self.world_size)
         self.label_weights: dict[str, float] = {}
         self.network: Network | None = None
@@ -145,6 +196,7 @@ class Model:
         if self.network is not None:
             raise GraphError("add(): the model is already compiled; add every layer before compile().")
         kind = type(layer).__name__
+        self._added.append(layer)
         if kind == "Input":
             names, dims, weights, dense_name, dense_dim, sparse = input_fields(layer)
             self.graph.add_input(names, dims, dense_name, dense_dim, sparse)
@@ -185,15 +237,32 @@ class Model:
             self.label_weights.update(zip(names, (float(w) for w in weights), strict=True))
         self.graph.finalize()
         self.log.banner("Model Compile")
+        if self.replicas is not None:
+            self.log.info(
+                f"Starting {self.world_size} ranks ({self.replicas.spec.device}) for vvgpu={self.solver.vvgpu}"
+            )
+            self.replicas.build(self.seed, self._construction, self._added, (names, weights))
+            return
         metrics = [plain(m) for m in self.solver.metrics_spec]
         planner = Planner(device=str(self.device))
-        self.network = planner.plan(self.graph, seed=self.seed, metrics=metrics, label_weights=self.label_weights)
+        self.network = planner.plan(
+            self.graph,
+            seed=self.seed,
+            metrics=metrics,
+            label_weights=self.label_weights,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        from ctrflow.embedding.communication import allreduce_gradients
+
         self.runner = LocalRunner(
             self.network,
             model_files.dense_optimizer(self.opt_params, self.network.dense_parameters()),
             mixed_precision=bool(self.solver.use_mixed_precision),
             scaler=float(self.solver.scaler),
+            allreduce=allreduce_gradients if self.world_size > 1 else None,
         )
+        self.log.enabled = self.rank == 0
         if self.solver.enable_tf32_compute and self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
         self._check_losses_have_labels()
@@ -206,6 +275,7 @@ class Model:
         self.log.info(table)
 
     # -------------------------------------------------------------------------------- training
+    @on_ranks
     def fit(self, *args: Any, **kwargs: Any) -> None:
         """HugeCTR's training loop (semantics spec §7.5): non-epoch or epoch mode with its log lines."""
         values = bind_arguments("Model.fit", _FIT, args, kwargs)
@@ -221,6 +291,7 @@ class Model:
 
         FitLoop(self, runner, **values).run()
 
+    @on_ranks
     def start_data_reading(self) -> None:
         """Start the training and evaluation readers (non-epoch mode)."""
         self._readers()
@@ -228,6 +299,7 @@ class Model:
             if reader is not None and not reader.is_started():
                 reader.start()
 
+    @on_ranks
     def set_learning_rate(self, lr: float) -> Any:
         runner = self._require_compiled("set the learning rate")
         runner.set_learning_rate(float(lr))
@@ -238,6 +310,7 @@ class Model:
 
         return Error_t.Success
 
+    @on_ranks
     def train(self, is_first_batch: bool = True) -> bool:
         """One training step; False when an epoch-mode source is exhausted (nothing trained)."""
         runner = self._require_compiled("train")
@@ -254,6 +327,7 @@ class Model:
         runner.train_step(batch)
         return True
 
+    @on_ranks
     def eval(self, is_first_batch: bool = True) -> bool:
         """One evaluation batch into the metrics; False at the end of the evaluation source."""
         runner = self._require_compiled("evaluate")
@@ -270,9 +344,11 @@ class Model:
         runner.eval_step(batch)
         self.last_eval = runner.network.metrics.last_predictions
 
+    @on_ranks
     def get_current_loss(self) -> float:
         return self._require_compiled("read the loss").last_loss
 
+    @on_ranks
     def get_eval_metrics(self) -> list[tuple[str, float]]:
         return self._require_compiled("read metrics").metrics()
 
@@ -282,13 +358,20 @@ class Model:
     def reset_learning_rate_scheduler(self, *args: Any, **kwargs: Any) -> None:
         values = bind_arguments("Model.reset_learning_rate_scheduler", _SCHEDULE, args, kwargs)
         self.scheduler = self._new_scheduler(*values.values())
+        if self.replicas is not None:
+            self.replicas.call(("reset_learning_rate_scheduler",), args, kwargs)
 
-    def get_data_reader_train(self) -> FacadeReader:
+    def get_data_reader_train(self) -> IDataReader:
+        if self.replicas is not None:
+            return RemoteReader(self.replicas, "get_data_reader_train")
         return self._readers()[0]
 
-    def get_data_reader_eval(self) -> FacadeReader:
+    def get_data_reader_eval(self) -> IDataReader:
+        if self.replicas is not None:
+            return RemoteReader(self.replicas, "get_data_reader_eval")
         return self._readers()[1]
 
+    @on_ranks
     def set_source(self, *args: Any, **kwargs: Any) -> None:
         """Epoch mode: `set_source(source, eval_source)` (the ETC form is not built)."""
         if "keyset" in kwargs or len(args) == 3:
@@ -304,16 +387,20 @@ class Model:
         evaluation.set_source(values["eval_source"])
 
     # ----------------------------------------------------------------------------- freeze/unfreeze
+    @on_ranks
     def freeze_dense(self) -> None:
         self._require_compiled("freeze").dense_frozen = True
 
+    @on_ranks
     def unfreeze_dense(self) -> None:
         self._require_compiled("unfreeze").dense_frozen = False
 
+    @on_ranks
     def freeze_embedding(self, embedding_name: str | None = None) -> None:
         self.frozen_embeddings |= set(self._embedding_names(embedding_name))
         self._apply_freeze()
 
+    @on_ranks
     def unfreeze_embedding(self, embedding_name: str | None = None) -> None:
         self.frozen_embeddings -= set(self._embedding_names(embedding_name))
         self._apply_freeze()
@@ -332,18 +419,23 @@ class Model:
                 table.frozen = name in self.frozen_embeddings
 
     # ------------------------------------------------------------------------------------ files
+    @on_ranks
     def save_params_to_files(self, prefix: str, iter: int = 0) -> None:
         model_files.save_params(self, prefix, int(iter))
 
+    @on_ranks
     def load_dense_weights(self, dense_model_file: str) -> None:
         model_files.load_dense_weights(self, dense_model_file)
 
+    @on_ranks
     def load_dense_optimizer_states(self, dense_opt_states_file: str) -> None:
         model_files.load_dense_optimizer_states(self, dense_opt_states_file)
 
+    @on_ranks
     def load_sparse_weights(self, sparse_embedding_files: list[str] | dict[str, str]) -> None:
         model_files.load_sparse_weights(self, sparse_embedding_files)
 
+    @on_ranks
     def load_sparse_optimizer_states(self, sparse_opt_states_files: list[str] | dict[str, str]) -> None:
         model_files.load_sparse_optimizer_states(self, sparse_opt_states_files)
 
@@ -353,6 +445,7 @@ class Model:
     def construct_from_json(self, graph_config_file: str, include_dense_network: bool) -> None:
         model_files.construct_from_json(self, graph_config_file, bool(include_dense_network))
 
+    @on_ranks
     def export_predictions(self, output_prediction_file_name: str, output_label_file_name: str) -> None:
         model_files.export_predictions(self, output_prediction_file_name, output_label_file_name)
 
@@ -382,10 +475,11 @@ class Model:
         return self.runner
 
     def _pick_device(self) -> torch.device:
-        if torch.cuda.is_available():
-            first = self.solver.vvgpu[0][0]
-            return torch.device(f"cuda:{first}")
-        return torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        if CURRENT_RANK.get() is not None:
+            return torch.device("cuda:0")  # each rank's worker sees its own GPU first
+        return torch.device(f"cuda:{self.solver.vvgpu[0][0]}")
 
     def _readers(self) -> tuple[FacadeReader, FacadeReader]:
         if self.train_reader is None or self.eval_reader is None:
@@ -425,8 +519,9 @@ class Model:
             num_samples=int(reader.eval_num_samples),
             **common,  # type: ignore[arg-type]
         )
-        train = cls(kind, reader.source[0], spec, train_options, self.device)
-        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device)
+        ranks = {"rank": self.rank, "world_size": self.world_size}
+        train = cls(kind, reader.source[0], spec, train_options, self.device, **ranks)
+        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **ranks)
         return train, evaluation
 
     def _check_losses_have_labels(self) -> None:

@@ -17,7 +17,8 @@ from ctrflow.dense import optimizers as dense_optimizers
 from ctrflow.hugectr.translation import from_names, plain
 from ctrflow.pipeline.graph import EMBEDDING_TYPE_NAMES
 from ctrflow.pipeline.types import GraphError
-from ctrflow.storage import dense_files, graph_json, sparse_files
+from ctrflow.storage import dense_files, filesystems, graph_json, sparse_files
+from ctrflow.storage.binary_arrays import read_whole
 from ctrflow.storage.graph_embeddings import embedding_layer
 from ctrflow.storage.graph_layers import dense_layer_json
 from ctrflow.storage.predictions import append_predictions
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from ctrflow.hugectr.model import Model
 
 STEPS_SUFFIX = ".steps.json"  # ctrflow's side file with an optimizer's step counter
+# ctrflow's side file with the exact float32 BatchNorm running statistics (.ntp.json keeps 6 decimals)
+STATISTICS_SUFFIX = ".ntp.f32"
 
 _DENSE_OPTIMIZERS = {
     "Adam": ("Adam", ("beta1", "beta2", "epsilon")),
@@ -96,6 +99,11 @@ def save_params(model: Model, prefix: str, iteration: int) -> None:
     if statistics:
         url = _url(model, dense_files.non_trainable_file_name(prefix, iteration))
         dense_files.write_non_trainable_params(url, statistics)
+        exact = np.concatenate([np.concatenate([mean, var]) for mean, var in statistics]).astype(np.float32)
+        with filesystems.atomic_write(
+            _url(model, dense_files.dense_file_name(prefix, iteration)) + STATISTICS_SUFFIX
+        ) as out:
+            out.write(exact.tobytes())
         model.log.info("Dumping untrainable weights to file, successful")
 
 
@@ -119,14 +127,31 @@ def load_dense_weights(model: Model, path: str) -> None:
     count = sum(p.numel() for p in parameters)
     flat = torch.from_numpy(dense_files.read_dense_weights(_url(model, path), count))
     _scatter(flat, parameters)
-    statistics_url = _url(model, path + ".ntp.json")
-    from ctrflow.storage import filesystems
+    layers = [layer for layer in network.dense_layers() if layer.layer_type == "BatchNorm"]
+    for layer, (mean, var) in zip(layers, _read_statistics(model, path, layers), strict=False):
+        layer.running_mean.copy_(torch.from_numpy(mean))
+        layer.running_var.copy_(torch.from_numpy(var))
 
-    if filesystems.exists(statistics_url):
-        layers = [layer for layer in network.dense_layers() if layer.layer_type == "BatchNorm"]
-        for layer, (mean, var) in zip(layers, dense_files.read_non_trainable_params(statistics_url), strict=False):
-            layer.running_mean.copy_(torch.from_numpy(mean))
-            layer.running_var.copy_(torch.from_numpy(var))
+
+def _read_statistics(model: Model, path: str, layers: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BatchNorm running statistics saved beside a dense file: exact float32 if ctrflow wrote them, else the
+    6-decimal `.ntp.json` (v3.5 writes it but never reads it), else none."""
+    exact_url = _url(model, path + STATISTICS_SUFFIX)
+    if filesystems.exists(exact_url):
+        counts = [int(layer.running_mean.numel()) for layer in layers]
+        values = read_whole(exact_url, np.dtype(np.float32), "BatchNorm statistics")
+        if values.size != 2 * sum(counts):
+            raise ValueError(
+                f"{exact_url}: {values.size} values but the model's BatchNorm layers need {2 * sum(counts)}; "
+                "the file belongs to another model."
+            )
+        result, offset = [], 0
+        for count in counts:
+            result.append((values[offset : offset + count], values[offset + count : offset + 2 * count]))
+            offset += 2 * count
+        return result
+    text_url = _url(model, path + ".ntp.json")
+    return dense_files.read_non_trainable_params(text_url) if filesystems.exists(text_url) else []
 
 
 def load_dense_optimizer_states(model: Model, path: str) -> None:
@@ -237,8 +262,6 @@ def graph_to_json(model: Model, path: str) -> None:
             layer["type"] = node.type_name  # ctrflow runs every type in both precisions (docs/compatibility.md)
         layers.append(layer)
     text = graph_json.dumps(graph_json.graph(layers, model.solver.model_name))
-    from ctrflow.storage import filesystems
-
     with filesystems.atomic_write(_url(model, path), "wb") as handle:
         handle.write(text.encode("utf-8"))
 
@@ -262,7 +285,6 @@ def construct_from_json(model: Model, path: str, include_dense_network: bool) ->
     """Rebuild Input, embeddings and (optionally) the dense network from a graph JSON file."""
     from ctrflow.hugectr import layers as facade
     from ctrflow.hugectr.optimizer_params import CreateOptimizer
-    from ctrflow.storage import filesystems
 
     with filesystems.open_file(_url(model, path), "rb") as handle:
         description = graph_json.parse_graph(handle.read().decode("utf-8"))

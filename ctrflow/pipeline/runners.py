@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
+import torch.distributed as dist
 
 from ctrflow.dense.optimizers import DenseOptimizer
+from ctrflow.embedding import communication
 from ctrflow.pipeline.planner import Network
 from ctrflow.readers.types import Batch
 from ctrflow.stages.inputs import BATCH_KEY
-from ctrflow.stages.loss import OBJECTIVE_KEY, REPORTED_LOSS_KEY
+from ctrflow.stages.loss import OBJECTIVE_KEY, PREDICTIONS_KEY, REPORTED_LOSS_KEY
 from ctrflow.stages.types import Environment
 
 log = logging.getLogger("ctrflow")
@@ -105,8 +107,16 @@ class LocalRunner:
 
     @property
     def last_loss(self) -> float:
-        """The last training step's reported loss; raises LossDivergedError when it is NaN or infinite."""
-        value = float(self._last_loss)
+        """The last training step's reported loss; raises LossDivergedError when it is NaN or infinite.
+
+        With several ranks it is the mean over ranks (HugeCTR's Σ_gpu loss / G); every rank must read it.
+        """
+        loss = torch.as_tensor(self._last_loss, dtype=torch.float32, device=self.device)
+        if communication.is_distributed():
+            loss = loss.clone()
+            dist.all_reduce(loss)
+            loss /= dist.get_world_size()
+        value = float(loss)
         if not math.isfinite(value):
             raise LossDivergedError(
                 f"Train Runtime error: Loss cannot converge (loss is {value}). Lower the learning rate, "
@@ -122,6 +132,8 @@ class LocalRunner:
         env: Environment = {BATCH_KEY: batch}
         with self._autocast():
             network(env)
+        if communication.is_distributed():
+            _gather_predictions(env)
         network.metrics(env)
 
     @torch.no_grad()
@@ -132,8 +144,6 @@ class LocalRunner:
         env: Environment = {BATCH_KEY: batch}
         with self._autocast():
             network(env)
-        from ctrflow.stages.loss import PREDICTIONS_KEY
-
         return {name: prediction.float() for name, (prediction, _label) in env[PREDICTIONS_KEY].items()}
 
     def metrics(self) -> list[tuple[str, float]]:
@@ -143,6 +153,20 @@ class LocalRunner:
         if not self.mixed_precision:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def _gather_predictions(env: Environment) -> None:
+    """Every rank's predictions and labels, and the mean loss, so metrics cover the global batch."""
+    heads = env[PREDICTIONS_KEY]
+    gathered = {}
+    for name, (prediction, label) in heads.items():
+        predictions = communication.all_gather_variable(prediction.float().contiguous())
+        labels = communication.all_gather_variable(label.float().contiguous())
+        gathered[name] = (torch.cat(predictions), torch.cat(labels))
+    env[PREDICTIONS_KEY] = gathered
+    loss = torch.as_tensor(env[REPORTED_LOSS_KEY], dtype=torch.float32, device=next(iter(heads.values()))[0].device)
+    dist.all_reduce(loss)
+    env[REPORTED_LOSS_KEY] = loss / dist.get_world_size()
 
 
 def flatten_parameters(parameters: Sequence[torch.nn.Parameter]) -> torch.Tensor:
