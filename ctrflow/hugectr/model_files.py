@@ -71,8 +71,11 @@ def save_params(model: Model, prefix: str, iteration: int) -> None:
     """
     network = _network(model, "save the parameters")
     half = bool(model.solver.use_mixed_precision)
+    writer = model.rank == 0  # several ranks: rank 0 writes what every rank gathered (formats spec §6.2, §6.4)
     for index, table in enumerate(network.embed.embeddings.values()):
-        keys, vectors, slot_ids = table.dump()
+        keys, vectors, slot_ids, states = _table_contents(table, model.world_size)
+        if not writer:
+            continue
         sparse_files.write_sparse_model(
             _url(model, dense_files.sparse_model_dir_name(prefix, index, iteration)),
             keys.cpu().numpy(),
@@ -80,9 +83,10 @@ def save_params(model: Model, prefix: str, iteration: int) -> None:
             None if slot_ids is None else slot_ids.cpu().numpy(),
         )
         states_url = _url(model, dense_files.sparse_optimizer_file_name(prefix, index, iteration))
-        states = [[s.detach().cpu().numpy()] for s in table.optimizer_states()]
         sparse_files.write_sparse_optimizer_states(states_url, states, half=half)
         dense_files.write_optimizer_steps(states_url + STEPS_SUFFIX, {"sparse": _sparse_step(table)})
+    if not writer:
+        return
     model.log.info("Dumping sparse weights to files, successful")
     model.log.info("Dumping sparse optimzer states to files, successful")
     parameters = network.dense_parameters()
@@ -105,6 +109,16 @@ def save_params(model: Model, prefix: str, iteration: int) -> None:
         ) as out:
             out.write(exact.tobytes())
         model.log.info("Dumping untrainable weights to file, successful")
+
+
+def _table_contents(table: Any, world_size: int) -> tuple[Any, Any, Any, list[list[np.ndarray]]]:
+    """Keys, vectors, slot ids and the optimizer-state blocks of one table, over all ranks."""
+    if world_size == 1:
+        keys, vectors, slot_ids = table.dump()
+        return keys, vectors, slot_ids, [[s.detach().cpu().numpy()] for s in table.optimizer_states()]
+    keys, vectors, slot_ids = table.gather_dump()
+    states = [s.detach().cpu().numpy() for s in table.gather_optimizer_states()]
+    return keys, vectors, slot_ids, [list(np.split(state, world_size)) for state in states]
 
 
 def _sparse_step(table: Any) -> int:
@@ -196,15 +210,18 @@ def load_sparse_weights(model: Model, files: list[str] | dict[str, str]) -> None
 def load_sparse_optimizer_states(model: Model, files: list[str] | dict[str, str]) -> None:
     for table, path in _tables_for(model, files, "optimizer state"):
         config = table.config
+        capacity = config.capacity_per_rank(model.world_size)
         states = sparse_files.read_sparse_optimizer_states(
             _url(model, path),
             len(table.optimizer_states()),
-            1,
-            table.capacity,
+            model.world_size,
+            capacity,
             config.embedding_vec_size,
             half=bool(model.solver.use_mixed_precision),
         )
-        table.load_optimizer_states([torch.from_numpy(s[0].copy()) for s in states])
+        # rank blocks in rank order; a single-rank table takes its only block, a shard picks its own
+        width = config.embedding_vec_size
+        table.load_optimizer_states([torch.from_numpy(s.reshape(-1, width).copy()) for s in states])
         steps = dense_files.read_optimizer_steps(_url(model, path) + STEPS_SUFFIX)
         if steps is not None:
             getattr(table, "shard", table).step_count = steps.get("sparse", 0)

@@ -15,9 +15,12 @@ metrics are exact over the global batch.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import itertools
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,21 +54,44 @@ class ReplicaSet:
 
     def build(self, seed: int, construction: tuple[Any, ...], added: list[Any], compile_args: tuple[Any, ...]) -> None:
         """Start the cluster and build and compile the replicas."""
-        if self.cluster is None:
-            self.cluster = start_cluster(self.spec)
-            atexit.register(self.close)
-        run_on_ranks(self.cluster, _build_replica, self.model_id, seed, construction, added, compile_args)
+        with _main_not_reimported():
+            if self.cluster is None:
+                self.cluster = start_cluster(self.spec)
+                atexit.register(self.close)
+            run_on_ranks(self.cluster, _build_replica, self.model_id, seed, construction, added, compile_args)
 
     def call(self, path: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run `replica.<path>(*args, **kwargs)` on every rank; rank 0's result."""
         if self.cluster is None:
             raise RuntimeError(f"Cannot call {'.'.join(path)} before calling Model.compile().")
-        return run_on_ranks(self.cluster, _call_replica, self.model_id, path, args, kwargs)[0]
+        with _main_not_reimported():  # a failed run restarts the workers
+            return run_on_ranks(self.cluster, _call_replica, self.model_id, path, args, kwargs)[0]
 
     def close(self) -> None:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Start worker processes without re-running the user's script in them.
+
+    Spawned processes import the parent's `__main__` module; HugeCTR scripts have no
+    `if __name__ == "__main__":` guard, so every worker would run the whole script again. Replicas need
+    nothing from `__main__` (they run ctrflow functions on ctrflow objects), so while workers start, the
+    main module does not say where it came from.
+    """
+    main = sys.modules.get("__main__")
+    namespace: dict[str, Any] = main.__dict__ if main is not None else {}
+    saved: dict[str, Any] = {name: namespace[name] for name in ("__file__", "__spec__") if name in namespace}
+    try:
+        namespace.pop("__file__", None)
+        if "__spec__" in namespace:
+            namespace["__spec__"] = None
+        yield
+    finally:
+        namespace.update(saved)
 
 
 def _build_replica(
