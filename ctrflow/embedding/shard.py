@@ -284,7 +284,7 @@ class EmbeddingShard:
         """
         uniform = keyed_uniform(keys, self._init_seed, self.config.embedding_vec_size)
         sizes = self.config.slot_size_array
-        if not sizes:
+        if not sizes or self.config.kind == "distributed":  # §3.4: distributed tables ignore slot sizes
             return uniform * _DEFAULT_BOUND
         if slots is not None:
             bounds = torch.tensor([math.sqrt(1.0 / max(s, 1)) for s in sizes], dtype=torch.float32)
