@@ -358,6 +358,22 @@ def test_two_ranks_train_the_same_rows_and_dense_weights_as_one_rank(cluster, ki
     assert not torch.equal(sorted_rows(keys, vectors)[1], sorted_rows(table[0], table[1])[1])
 
 
+def test_a_rank_whose_samples_have_no_keys_still_trains_with_the_others(cluster):
+    config = make_config("distributed", "adam")
+    full = random_batch(80, "distributed")
+    half = int(full.offsets[BATCH // 2 * NUM_SLOTS])
+    offsets = torch.cat([full.offsets[: BATCH // 2 * NUM_SLOTS + 1], torch.full((BATCH // 2 * NUM_SLOTS,), half)])
+    batches = [(SparseBatch(full.keys[:half], offsets, NUM_SLOTS), torch.ones(BATCH, 1))]
+    table = initial_table(config, [b for b, _ in batches])
+    head_state = nn.Linear(NUM_SLOTS * VEC, 1).state_dict()
+    (keys, vectors, _), head, _ = train_steps(0, 1, config, table, head_state, batches, 0.1, True)
+    for (got_keys, got_vectors, _), got_head, _ in run_on_ranks(
+        cluster, train_steps, config, table, head_state, batches, 0.1
+    ):
+        torch.testing.assert_close(sorted_rows(got_keys, got_vectors), sorted_rows(keys, vectors), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got_head, head, rtol=1e-5, atol=1e-6)
+
+
 def test_gather_dump_puts_rank_blocks_in_rank_order(cluster):
     config = make_config("distributed")
     batches = [(random_batch(20, "distributed"), torch.ones(BATCH, 1))]

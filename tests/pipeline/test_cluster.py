@@ -120,12 +120,14 @@ def test_run_on_ranks_returns_results_in_rank_order_inside_a_gloo_group(cluster)
     assert results[0][5] != results[1][5] != os.getpid()  # one process per rank
 
 
+@pytest.mark.slow  # replaces the workers after the failure: ~5-15 s on 2 busy cores
 def test_a_rank_that_raises_fails_the_run_naming_that_rank(cluster):
     with pytest.raises(RuntimeError, match="Rank 1 of 2 failed: ValueError: bad shard on purpose"):
         run_on_ranks(cluster, fail_on_rank_one)
     assert [r[0] for r in run_on_ranks(cluster, describe_rank, 0)] == [0, 1]
 
 
+@pytest.mark.slow  # replaces the workers after the failure: ~5-15 s on 2 busy cores
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
 def test_a_worker_killed_during_a_collective_ends_the_run_within_seconds(cluster, how, caplog):
     caplog.set_level(logging.CRITICAL, logger="distributed")
@@ -136,6 +138,7 @@ def test_a_worker_killed_during_a_collective_ends_the_run_within_seconds(cluster
     assert [r[0] for r in run_on_ranks(cluster, describe_rank, 0)] == [0, 1]  # restarted, usable again
 
 
+@pytest.mark.slow  # replaces the workers after the failure: ~5-15 s on 2 busy cores
 def test_a_worker_killed_while_its_peer_computes_is_noticed_without_a_collective(cluster, caplog):
     caplog.set_level(logging.CRITICAL, logger="distributed")
     start = time.monotonic()
@@ -145,6 +148,7 @@ def test_a_worker_killed_while_its_peer_computes_is_noticed_without_a_collective
     assert [r[0] for r in run_on_ranks(cluster, describe_rank, 0)] == [0, 1]
 
 
+@pytest.mark.slow  # replaces the workers after the failure: ~5-15 s on 2 busy cores
 def test_a_rank_stuck_waiting_for_a_peer_fails_after_the_collective_timeout(cluster):
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="Rank 0 of 2 failed"):
