@@ -11,6 +11,9 @@ arrive already divided by the loss scaler. Each optimizer keeps HugeCTR's update
 * MomentumSGD: `mom = f·mom − lr·g`, `w += mom`.
 * Nesterov: `a_new = μ·a − lr·g`, `w += −μ·a + (1+μ)·a_new`.
 
+Each optimizer updates a parameter group at once with `torch._foreach_*` ops (a few kernel launches for
+all tensors instead of several per tensor), in the same order of operations as the formulas above.
+
 `export_states(params)` / `import_states(params, states)` convert to and from the dense optimizer-state
 file's layout (formats spec §5.4): each state flattened over all parameters in dense-file order. The
 step counter `t` (per optimizer, as in v3.5) is kept in `state_dict()`; v3.5's file does not hold it.
@@ -28,7 +31,8 @@ from torch.optim import Optimizer
 class DenseOptimizer(Optimizer):
     """Base of the HugeCTR dense optimizers: one shared step counter and named per-parameter states.
 
-    Subclasses list their states in `state_names` (file order) and implement `_update`.
+    Subclasses list their states in `state_names` (file order) and implement `_update_group` (all the
+    parameters of a group with gradients at once) or `_update` (one parameter).
     """
 
     state_names: ClassVar[tuple[str, ...]] = ()
@@ -69,13 +73,29 @@ class DenseOptimizer(Optimizer):
                 loss = closure()
         self.step_count = self.step_count + 1
         for group in self.param_groups:
+            params, grads, states = [], [], []
             for param in group["params"]:
                 if param.grad is None:
                     continue
                 if param.grad.is_sparse:
                     raise TypeError(f"{type(self).__name__} takes dense gradients; embeddings use sparse optimizers.")
-                self._update(param, param.grad, self._param_state(param, group), group)
+                params.append(param)
+                grads.append(param.grad)
+                states.append(self._param_state(param, group))
+            if params:
+                self._update_group(params, grads, states, group)
         return loss
+
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
+        """Update the parameters of `group` that have gradients; by default one `_update` per parameter."""
+        for param, grad, state in zip(params, grads, states, strict=True):
+            self._update(param, grad, state, group)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -132,8 +152,14 @@ class SGD(DenseOptimizer):
     def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], lr: float = 0.001) -> None:
         super().__init__(params, {"lr": lr})
 
-    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        param.add_(grad, alpha=-group["lr"])
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
+        torch._foreach_add_(params, grads, alpha=-group["lr"])
 
 
 class MomentumSGD(DenseOptimizer):
@@ -152,10 +178,17 @@ class MomentumSGD(DenseOptimizer):
     ) -> None:
         super().__init__(params, {"lr": lr, "momentum_factor": momentum_factor})
 
-    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        momentum = state["momentum"]
-        momentum.mul_(group["momentum_factor"]).add_(grad, alpha=-group["lr"])
-        param.add_(momentum)
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
+        momentum = [state["momentum"] for state in states]
+        torch._foreach_mul_(momentum, group["momentum_factor"])
+        torch._foreach_add_(momentum, grads, alpha=-group["lr"])
+        torch._foreach_add_(params, momentum)
 
 
 class Nesterov(DenseOptimizer):
@@ -174,12 +207,19 @@ class Nesterov(DenseOptimizer):
     ) -> None:
         super().__init__(params, {"lr": lr, "momentum_factor": momentum_factor})
 
-    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
         mu = group["momentum_factor"]
-        accum = state["accum"]
-        param.add_(accum, alpha=-mu)
-        accum.mul_(mu).add_(grad, alpha=-group["lr"])
-        param.add_(accum, alpha=1.0 + mu)
+        accum = [state["accum"] for state in states]
+        torch._foreach_add_(params, accum, alpha=-mu)
+        torch._foreach_mul_(accum, mu)
+        torch._foreach_add_(accum, grads, alpha=-group["lr"])
+        torch._foreach_add_(params, accum, alpha=1.0 + mu)
 
 
 class AdaGrad(DenseOptimizer):
@@ -208,10 +248,18 @@ class AdaGrad(DenseOptimizer):
     def _initial_state(self, param: torch.Tensor, group: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"accum": torch.full_like(param, group["initial_accu_value"])}
 
-    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
-        accum = state["accum"]
-        accum.addcmul_(grad, grad)
-        param.addcdiv_(grad, accum.sqrt().add_(group["epsilon"]), value=-group["lr"])
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
+        accum = [state["accum"] for state in states]
+        torch._foreach_addcmul_(accum, grads, grads)
+        denominators = torch._foreach_sqrt(accum)
+        torch._foreach_add_(denominators, group["epsilon"])
+        torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
 
 
 class Adam(DenseOptimizer):
@@ -239,13 +287,24 @@ class Adam(DenseOptimizer):
                 raise ValueError(f"Adam: {label}={beta} is outside [0, 1); pass a decay rate such as 0.9.")
         super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "epsilon": epsilon})
 
-    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+    def _update_group(
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[dict[str, Any]],
+        group: dict[str, Any],
+    ) -> None:
         beta1, beta2, t = group["beta1"], group["beta2"], self.step_count
-        m, v = state["m"], state["v"]
-        m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
-        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        m = [state["m"] for state in states]
+        v = [state["v"] for state in states]
+        torch._foreach_mul_(m, beta1)
+        torch._foreach_add_(m, grads, alpha=1.0 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1.0 - beta2)
         step_size = group["lr"] * (1.0 - beta2**t) ** 0.5 / (1.0 - beta1**t)
-        param.addcdiv_(m, v.sqrt().add_(group["epsilon"]), value=-step_size)
+        denominators = torch._foreach_sqrt(v)
+        torch._foreach_add_(denominators, group["epsilon"])
+        torch._foreach_addcdiv_(params, m, denominators, value=-step_size)
 
 
 OPTIMIZERS: dict[str, type[DenseOptimizer]] = {

@@ -50,36 +50,57 @@ def lookup_rows(
     return rows
 
 
-def pooled_sum(weights: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Sum of the rows of each CSR segment, float32 `[num_segments, V]`; row -1 adds nothing."""
+def pooled_sum(
+    weights: torch.Tensor,
+    rows: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    dtype: torch.dtype | None = None,
+    rows_all_present: bool = False,
+) -> torch.Tensor:
+    """Sum of the rows of each CSR segment `[num_segments, V]`; row -1 adds nothing.
+
+    The sums accumulate in the table's dtype (float32; float64 for references) and are rounded once to
+    `dtype` when given (a half dtype spares an autocast consumer its cast copy). `rows_all_present=True`
+    promises that no row is -1 (one-hot training), which spares the torch path a check that waits for
+    the device.
+    """
     num_segments, vec = offsets.numel() - 1, weights.shape[1]
     if use_triton(weights):
         from ctrflow.embedding import triton_kernels
 
-        return triton_kernels.pooled_sum(weights, rows, offsets)
+        return triton_kernels.pooled_sum(weights, rows, offsets, dtype=dtype)
     if rows.numel() == 0 or weights.shape[0] == 0:
-        return weights.new_zeros(num_segments, vec)
-    valid = rows >= 0
-    weight_of_key = None if bool(valid.all()) else valid.to(weights.dtype)
-    return F.embedding_bag(
-        rows.clamp(min=0),
+        return weights.new_zeros(num_segments, vec, dtype=dtype or weights.dtype)
+    weight_of_key = None
+    if not rows_all_present:
+        valid = rows >= 0
+        weight_of_key = None if bool(valid.all()) else valid.to(weights.dtype)
+    pooled = F.embedding_bag(
+        rows.clamp(min=0) if weight_of_key is not None else rows,
         weights,
         offsets,
         mode="sum",
         include_last_offset=True,
         per_sample_weights=weight_of_key,
     )
+    return pooled if dtype is None else pooled.to(dtype)
 
 
 @dataclass(slots=True)
 class CapturedGradient:
     """The output gradient of one forward, grouped by distinct row.
 
+    A fixed-size capture (`capture_gradient(..., fixed_size=True)`) has one entry per occurrence: its
+    first U entries are the distinct rows and the rest are padding, row -1 with an empty occurrence
+    range; a -1 row (a key unseen at eval) is kept as a group of its own. Every consumer skips rows -1.
+
     Args:
-        rows: distinct rows, ascending, int64 `[U]`.
-        occurrence_offsets: int64 `[U + 1]`, CSR of `occurrence_segments` per distinct row.
+        rows: distinct rows, ascending, int64 `[U]` (fixed size: `[n]`, padded with -1).
+        occurrence_offsets: int64 `[U + 1]` (fixed size: `[n + 1]`), CSR of `occurrence_segments` per row.
         occurrence_segments: int64 `[n]`, the output segment of every occurrence, grouped by row.
-        grad_output: float32 `[num_segments, V]`, gradient of the pooled sums.
+        grad_output: `[num_segments, V]`, gradient of the pooled sums: float32 (float64 for references),
+            or the half dtype it arrived in where the Triton kernels read it (they widen as they load).
     """
 
     rows: torch.Tensor
@@ -89,29 +110,66 @@ class CapturedGradient:
 
 
 def capture_gradient(
-    rows: torch.Tensor, offsets: torch.Tensor, grad_output: torch.Tensor, num_table_rows: int | None = None
+    rows: torch.Tensor,
+    offsets: torch.Tensor,
+    grad_output: torch.Tensor,
+    num_table_rows: int | None = None,
+    *,
+    fixed_size: bool = False,
 ) -> CapturedGradient:
     """Deduplicate the rows of one forward and keep the gradient of its pooled output.
 
-    Half-precision gradients are widened to float32 (float64 stays, for references). `num_table_rows`
-    below 2^31 lets the sort run on int32 rows, about twice as fast on CUDA.
+    Half-precision gradients are widened to float32 unless the Triton kernels will read them (float64
+    stays, for references). `num_table_rows` below 2^31 lets the sort run on int32 rows, about twice as
+    fast on CUDA. `fixed_size=True` gives the padded capture described in `CapturedGradient`, whose sizes
+    do not depend on the data, so that nothing waits for the device; the updates it leads to are the same.
     """
     num_segments = offsets.numel() - 1
     lengths = offsets[1:] - offsets[:-1]
     segments = torch.repeat_interleave(
         torch.arange(num_segments, device=rows.device), lengths, output_size=rows.numel()
     )
+    if not use_triton(grad_output) or grad_output.dtype not in (torch.float16, torch.bfloat16):
+        grad_output = grad_output.to(torch.promote_types(grad_output.dtype, torch.float32))
+    grad_output = grad_output.contiguous()
+    narrow = num_table_rows is not None and num_table_rows < 2**31
+    if fixed_size:
+        return _fixed_size_capture(rows, segments, grad_output, narrow)
     valid = rows >= 0
     valid_rows = rows[valid]
-    if num_table_rows is not None and num_table_rows < 2**31:
+    if narrow:
         valid_rows = valid_rows.to(torch.int32)
     sorted_rows, order = torch.sort(valid_rows, stable=True)
     distinct, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
     distinct = distinct.to(torch.int64)
     occurrence_offsets = torch.zeros(distinct.numel() + 1, dtype=torch.int64, device=rows.device)
     torch.cumsum(counts, 0, out=occurrence_offsets[1:])
-    widened = grad_output.to(torch.promote_types(grad_output.dtype, torch.float32)).contiguous()
-    return CapturedGradient(distinct, occurrence_offsets, segments[valid][order], widened)
+    return CapturedGradient(distinct, occurrence_offsets, segments[valid][order], grad_output)
+
+
+def _fixed_size_capture(
+    rows: torch.Tensor, segments: torch.Tensor, grad_output: torch.Tensor, narrow: bool
+) -> CapturedGradient:
+    """`capture_gradient` without data-dependent sizes: groups found by flags and prefix sums."""
+    n, device = rows.numel(), rows.device
+    if n == 0:
+        empty_offsets = torch.zeros(1, dtype=torch.int64, device=device)
+        return CapturedGradient(rows.new_empty(0), empty_offsets, segments, grad_output)
+    sorted_rows, order = torch.sort(rows.to(torch.int32) if narrow else rows, stable=True)
+    sorted_rows = sorted_rows.to(torch.int64)
+    starts_group = torch.ones(n, dtype=torch.bool, device=device)
+    torch.ne(sorted_rows[1:], sorted_rows[:-1], out=starts_group[1:])
+    group = torch.cumsum(starts_group, 0) - 1
+    # the first occurrence of each group writes its position to entry `group`; the other occurrences write
+    # to a scratch entry of their own past n + 1, so no entry is written twice (no atomics, no hot address).
+    # Entries from the number of groups to n keep n: empty ranges.
+    positions = torch.arange(n, device=device)
+    scratch = torch.full((2 * n + 1,), n, dtype=torch.int64, device=device)
+    scratch.scatter_(0, torch.where(starts_group, group, positions + n + 1), positions)
+    occurrence_offsets = scratch[: n + 1]
+    starts = occurrence_offsets[:-1]
+    distinct = torch.where(starts < n, sorted_rows.index_select(0, starts.clamp(max=n - 1)), -1)
+    return CapturedGradient(distinct, occurrence_offsets, segments.index_select(0, order), grad_output)
 
 
 def summed_gradients(captured: CapturedGradient) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ctrflow.embedding.one_hot_layout import offset_one_hot_keys
+from ctrflow.embedding.one_hot_layout import check_one_hot_keys, offset_one_hot_keys
 from ctrflow.embedding.pooled_lookup import CapturedGradient, apply_captured, capture_gradient, lookup_rows, pooled_sum
 from ctrflow.embedding.shard import EmbeddingShard
 from ctrflow.embedding.types import EmbeddingConfig
@@ -34,24 +34,39 @@ logger = logging.getLogger(__name__)
 _STATE_FIELDS = ("keys", "vectors", "slot_ids", "prev_time", "step")
 
 
+def _key_slots(offsets: torch.Tensor, num_slots: int, num_keys: int) -> torch.Tensor:
+    """The slot of every key of a CSR batch (segments are sample-major: segment % num_slots)."""
+    lengths = offsets[1:] - offsets[:-1]
+    segments = torch.arange(offsets.numel() - 1, device=offsets.device)
+    return torch.repeat_interleave(segments % num_slots, lengths, output_size=num_keys)
+
+
 class _PooledLookup(torch.autograd.Function):
     """Pooled sums of the looked-up rows; backward hands the output gradient to the module's capture."""
 
     @staticmethod
     def forward(
-        ctx: Any, anchor: torch.Tensor, owner: SparseEmbedding, rows: torch.Tensor, offsets: torch.Tensor
+        ctx: Any,
+        anchor: torch.Tensor,
+        owner: SparseEmbedding,
+        rows: torch.Tensor,
+        offsets: torch.Tensor,
+        dtype: torch.dtype | None,
     ) -> torch.Tensor:
         ctx.owner = owner
         ctx.save_for_backward(rows, offsets)
-        return pooled_sum(owner.shard.weights, rows, offsets)
+        # one-hot rows of a checked batch are never -1 (forward runs world_size 1: every slot is local)
+        return pooled_sum(owner.shard.weights, rows, offsets, dtype=dtype, rows_all_present=owner.shard.is_one_hot)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[None, None, None, None]:
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[None, None, None, None, None]:
         rows, offsets = ctx.saved_tensors
         owner: SparseEmbedding = ctx.owner
         if not owner.frozen:
-            owner._captured.append(capture_gradient(rows, offsets, grad_output, owner.shard.capacity))
-        return None, None, None, None
+            # fixed size: the capture's shapes do not depend on the keys, so the backward never waits
+            captured = capture_gradient(rows, offsets, grad_output, owner.shard.capacity, fixed_size=True)
+            owner._captured.append(captured)
+        return None, None, None, None, None
 
 
 class SparseEmbedding(nn.Module):
@@ -65,6 +80,12 @@ class SparseEmbedding(nn.Module):
         world_size: ranks the table is split over; `forward` needs 1 (multi-rank runs use the shard API
             with `sharding.route_batch` and collectives).
         output_dtype: dtype of the output (float32 by default, also under autocast).
+        autocast_output: while autocast is enabled for the table's device, produce the output in the
+            autocast dtype instead of `output_dtype`. The rows are still summed in float32 and rounded
+            once, to the value `output.to(autocast dtype)` would have, but without the float32 output and
+            its cast copies (forward and backward); the output gradient is widened to float32 as the
+            update kernels read it. Off by default: a consumer that does not cast the embedding (a
+            Concat with float32 inputs, for example) would see rounded values.
     """
 
     def __init__(
@@ -76,6 +97,7 @@ class SparseEmbedding(nn.Module):
         rank: int = 0,
         world_size: int = 1,
         output_dtype: torch.dtype = torch.float32,
+        autocast_output: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(config, EmbeddingConfig):
@@ -90,6 +112,7 @@ class SparseEmbedding(nn.Module):
             generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
         self.config = config
         self.output_dtype = output_dtype
+        self.autocast_output = autocast_output
         self.frozen = False
         self.shard = EmbeddingShard(
             config,
@@ -112,25 +135,40 @@ class SparseEmbedding(nn.Module):
 
     def forward(self, batch: SparseBatch) -> torch.Tensor:
         self._check_batch(batch)
-        keys, offsets = batch.keys.to(self.shard.device), batch.offsets.to(self.shard.device)
+        device = self.shard.device
+        keys, offsets = batch.keys.to(device), batch.offsets.to(device)
         key_slots = None
         if self.config.kind != "distributed":  # slots matter for one-hot offsets and localized slot ids
-            lengths = offsets[1:] - offsets[:-1]
-            segments = torch.arange(offsets.numel() - 1, device=keys.device)
-            key_slots = torch.repeat_interleave(segments % batch.num_slots, lengths, output_size=keys.numel())
+            key_slots = _key_slots(offsets, batch.num_slots, keys.numel())
         if self.shard.is_one_hot and key_slots is not None:
-            keys = offset_one_hot_keys(keys, key_slots, self.config.slot_size_array, self.config.name)
+            # a CPU batch is checked before its copy (a ValueError naming the key), a device batch on the device
+            checked = batch.keys.device.type == "cpu" and device.type != "cpu"
+            if checked:
+                cpu_slots = _key_slots(batch.offsets, batch.num_slots, batch.keys.numel())
+                check_one_hot_keys(batch.keys, cpu_slots, self.config.slot_size_array, self.config.name)
+            keys = offset_one_hot_keys(
+                keys, key_slots, self.config.slot_size_array, self.config.name, check=not checked
+            )
         insert = self.training and not self.frozen
         rows = lookup_rows(self.shard, keys, insert, key_slots)
-        # the table is float32: keep autocast from lowering the sums, cast once at the end
-        with torch.autocast(device_type=self.shard.device.type, enabled=False):
-            pooled = _PooledLookup.apply(self._anchor, self, rows, offsets)
+        out_dtype = self._autocast_dtype()
+        # the table is float32: keep autocast from lowering the sums, round once at the end
+        with torch.autocast(device_type=device.type, enabled=False):
+            sum_dtype = out_dtype if self.config.combiner == "sum" else None  # mean divides in float32 first
+            pooled = _PooledLookup.apply(self._anchor, self, rows, offsets, sum_dtype)
             out = pooled.view(batch.batch_size, batch.num_slots, self.config.embedding_vec_size)
             if self.config.combiner == "mean":
                 # semantics spec §3.3: divide only when nnz > 1; unseen keys still count
                 nnz = (offsets[1:] - offsets[:-1]).view(batch.batch_size, batch.num_slots, 1)
                 out = out / nnz.clamp(min=1).to(out.dtype)
-        return out.to(self.output_dtype)
+        return out.to(out_dtype or self.output_dtype)
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        """The autocast dtype when the output should be produced in it (see `autocast_output`), else None."""
+        device_type = self.shard.device.type
+        if not self.autocast_output or not torch.is_autocast_enabled(device_type):
+            return None
+        return torch.get_autocast_dtype(device_type)
 
     def step(self, lr: float, grad_scale: float = 1.0) -> None:
         """Apply the sparse optimizer to the rows captured since the last step, then forget them.

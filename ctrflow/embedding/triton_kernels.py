@@ -87,12 +87,15 @@ def _pooled_sum_kernel(
         row = tl.load(rows_ptr + tl.minimum(start + j, last_key))
         present = ((j < length) & (row >= 0))[:, None] & in_row[None, :]  # row -1 (unseen at eval) adds nothing
         acc += tl.load(weights_ptr + row[:, None] * vec + cols[None, :], mask=present, other=0.0)
-    tl.store(out_ptr + segments[:, None] * vec + cols[None, :], acc, mask=in_range[:, None] & in_row[None, :])
+    out = acc.to(out_ptr.dtype.element_ty)  # float32 sums rounded once (to a half dtype for autocast consumers)
+    tl.store(out_ptr + segments[:, None] * vec + cols[None, :], out, mask=in_range[:, None] & in_row[None, :])
 
 
-def pooled_sum(weights: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+def pooled_sum(
+    weights: torch.Tensor, rows: torch.Tensor, offsets: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     num_segments, vec = offsets.numel() - 1, weights.shape[1]
-    out = torch.empty(num_segments, vec, dtype=torch.float32, device=weights.device)
+    out = torch.empty(num_segments, vec, dtype=dtype or torch.float32, device=weights.device)
     if num_segments == 0:
         return out
     block_s, block_v = _tiles(vec)
@@ -136,12 +139,16 @@ def _segment_update_kernel(
     for j in range(0, tl.max(count, axis=0)):
         taken = j < count
         segment = tl.load(occ_segments_ptr + tl.minimum(start + j, last_occurrence))  # see _pooled_sum_kernel
-        acc += tl.load(grad_ptr + segment[:, None] * vec + cols[None, :], mask=taken[:, None] & tile, other=0.0)
+        # a half gradient is widened as it is loaded: the same float32 values as widening it beforehand
+        grad = tl.load(grad_ptr + segment[:, None] * vec + cols[None, :], mask=taken[:, None] & tile, other=0.0)
+        acc += grad.to(tl.float32)
     g = acc * grad_scale
     if OPT == 0:
         tl.store(summed_ptr + index[:, None] * vec + cols[None, :], g, mask=tile)
     else:
-        where = tl.load(rows_ptr + index, mask=in_range, other=0)[:, None] * vec + cols[None, :]
+        row = tl.load(rows_ptr + index, mask=in_range, other=-1)
+        tile = tile & (row >= 0)[:, None]  # row -1: padding of a fixed-size capture, or a key unseen at eval
+        where = row[:, None] * vec + cols[None, :]
         w = tl.load(weights_ptr + where, mask=tile, other=0.0)
         if OPT == 1:  # SGD
             w = w - lr * g
@@ -286,8 +293,9 @@ def fused_global_update(
     num_rows, vec = weights.shape
     if num_rows == 0:
         return
-    touched = torch.zeros(num_rows, dtype=torch.int8, device=weights.device)
-    touched[captured.rows] = 1
+    # one extra entry takes the -1 rows of a fixed-size capture (the kernel reads the first num_rows)
+    touched = torch.zeros(num_rows + 1, dtype=torch.int8, device=weights.device)
+    touched[torch.where(captured.rows >= 0, captured.rows, num_rows)] = 1
     step_size = adam_step_size(config, lr, step) if config.kind == "adam" else 0.0
     block_s, block_v = _tiles(vec)
     _untouched_rows_kernel[(triton.cdiv(num_rows, block_s), triton.cdiv(vec, block_v))](

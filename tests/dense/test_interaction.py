@@ -57,3 +57,26 @@ def test_interaction_needs_equal_widths():
 def test_interaction_accepts_only_one_or_two_tops():
     with pytest.raises(LayerError, match=r"num_tops=3, expected 1 or 2"):
         Interaction([(3, 4), (3, 5, 4)], num_tops=3)
+
+
+def test_interaction_output_and_gradients_equal_the_advanced_index_gather_in_float64():
+    # the layer gathers the pairs with one flat index_select; the original formulation (an advanced-index
+    # gather of the lower triangle) must give the same values and the same input gradients, bit for bit
+    generator = torch.Generator().manual_seed(0)
+    dense = torch.randn(6, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    emb = torch.randn(6, 26, 8, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(6, 8 + 27 * 26 // 2 + 1, dtype=torch.float64, generator=generator)
+    layer = Interaction([(6, 8), (6, 26, 8)])
+    out = layer(dense, emb)
+    (out * weight).sum().backward()
+    grads = dense.grad.clone(), emb.grad.clone()
+    dense.grad = emb.grad = None
+
+    features = torch.cat([dense.unsqueeze(1), emb], dim=1)
+    gram = torch.bmm(features, features.transpose(1, 2))
+    rows, cols = torch.tril_indices(27, 27, offset=-1)
+    expected = torch.cat([dense, gram[:, rows, cols], torch.zeros(6, 1, dtype=torch.float64)], dim=1)
+    (expected * weight).sum().backward()
+    assert torch.equal(out, expected)
+    assert torch.equal(grads[0], dense.grad)
+    assert torch.equal(grads[1], emb.grad)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ctrflow.dense.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, MomentumSGD, Nesterov
+from ctrflow.dense.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, DenseOptimizer, MomentumSGD, Nesterov
 
 STEPS = 4
 
@@ -168,3 +168,87 @@ def test_adam_on_cuda_matches_the_cpu_and_exports_cpu_float32():
     states = cuda_optimizer.export_states(cuda)
     assert all(s.device.type == "cpu" and s.dtype == torch.float32 for s in states)
     cuda_optimizer.import_states(cuda, states)
+
+
+# The per-parameter in-place updates the optimizers applied before they updated a group with torch._foreach_*
+# ops; on the CPU the foreach ops run these same tensor ops, so the results must be equal bit for bit.
+def _sgd_reference(param, grad, state, group, t):
+    param.add_(grad, alpha=-group["lr"])
+
+
+def _momentum_reference(param, grad, state, group, t):
+    state["momentum"].mul_(group["momentum_factor"]).add_(grad, alpha=-group["lr"])
+    param.add_(state["momentum"])
+
+
+def _nesterov_reference(param, grad, state, group, t):
+    mu, accum = group["momentum_factor"], state["accum"]
+    param.add_(accum, alpha=-mu)
+    accum.mul_(mu).add_(grad, alpha=-group["lr"])
+    param.add_(accum, alpha=1.0 + mu)
+
+
+def _adagrad_reference(param, grad, state, group, t):
+    state["accum"].addcmul_(grad, grad)
+    param.addcdiv_(grad, state["accum"].sqrt().add_(group["epsilon"]), value=-group["lr"])
+
+
+def _adam_reference(param, grad, state, group, t):
+    beta1, beta2 = group["beta1"], group["beta2"]
+    state["m"].mul_(beta1).add_(grad, alpha=1.0 - beta1)
+    state["v"].mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+    step_size = group["lr"] * (1.0 - beta2**t) ** 0.5 / (1.0 - beta1**t)
+    param.addcdiv_(state["m"], state["v"].sqrt().add_(group["epsilon"]), value=-step_size)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    ("optimizer_cls", "kwargs", "reference"),
+    [
+        (SGD, {}, _sgd_reference),
+        (MomentumSGD, {"momentum_factor": 0.9}, _momentum_reference),
+        (Nesterov, {"momentum_factor": 0.8}, _nesterov_reference),
+        (AdaGrad, {"initial_accu_value": 0.5, "epsilon": 1e-6}, _adagrad_reference),
+        (Adam, {"beta1": 0.8, "beta2": 0.9, "epsilon": 1e-3}, _adam_reference),
+    ],
+)
+def test_group_update_equals_the_per_parameter_update_bit_for_bit(optimizer_cls, kwargs, reference, dtype):
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(3, 4), (7,), (2, 2, 2), (1,)]
+    starts = [torch.randn(shape, generator=generator, dtype=dtype) for shape in shapes]
+    params = [torch.nn.Parameter(start.clone()) for start in starts]
+    expected = [start.clone() for start in starts]
+    # a parameter without a gradient is skipped, as before
+    params.append(torch.nn.Parameter(torch.ones(2, dtype=dtype)))
+    optimizer = optimizer_cls(params, lr=0.1, **kwargs)
+    states = [optimizer._initial_state(p, optimizer.param_groups[0]) for p in expected]
+    for t, lr in enumerate(LRS, start=1):
+        optimizer.param_groups[0]["lr"] = lr
+        grads = [torch.randn(shape, generator=generator, dtype=dtype) for shape in shapes]
+        for param, grad in zip(params, grads, strict=False):
+            param.grad = grad.clone()
+        optimizer.step()
+        group = {**optimizer.param_groups[0], "lr": lr}
+        for param, grad, state in zip(expected, grads, states, strict=True):
+            reference(param, grad, state, group, t)
+    for param, want in zip(params, expected, strict=False):
+        assert torch.equal(param.detach(), want)
+    assert torch.equal(params[-1].detach(), torch.ones(2, dtype=dtype))
+    for param, state in zip(params, states, strict=False):
+        for name, value in state.items():
+            assert torch.equal(optimizer.state[param][name], value)
+
+
+def test_a_subclass_that_implements_only_update_still_steps_each_parameter():
+    class HalfStep(SGD):
+        def _update_group(self, params, grads, states, group):  # the base's per-parameter loop
+            DenseOptimizer._update_group(self, params, grads, states, group)
+
+        def _update(self, param, grad, state, group):
+            param.add_(grad, alpha=-0.5 * group["lr"])
+
+    params = two_params()
+    optimizer = HalfStep(params, lr=0.2)
+    step_once(optimizer, params)
+    assert torch.equal(params[0].detach(), torch.full((2, 3), 0.9))
+    assert torch.equal(params[1].detach(), torch.full((4,), 0.8))

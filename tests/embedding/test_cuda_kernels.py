@@ -15,7 +15,13 @@ from ctrflow.embedding import optimizers
 from ctrflow.embedding.key_index import KeyIndex
 from ctrflow.embedding.pooled_lookup import capture_gradient, pooled_sum, summed_gradients
 from ctrflow.embedding.types import SparseOptimizerConfig
-from tests.embedding.test_sparse_embedding_reference import KINDS, OPTIMIZERS, make_config, train_against_reference
+from tests.embedding.test_sparse_embedding_reference import (
+    KINDS,
+    OPTIMIZERS,
+    make_batch,
+    make_config,
+    train_against_reference,
+)
 
 pytestmark = [
     pytest.mark.device,
@@ -101,3 +107,81 @@ def test_key_index_on_cuda_matches_cpu_rows():
 def test_cuda_training_steps_match_the_float64_reference(kind, combiner, optimizer, update_type, extra):
     config = make_config(kind, combiner, SparseOptimizerConfig(optimizer, update_type, **extra))
     train_against_reference(config, "cuda")
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_triton_pooled_sum_in_a_half_dtype_is_the_rounded_float32_sum(dtype):
+    from ctrflow.embedding import triton_kernels
+
+    rows, offsets = random_csr(500, 40, 5, seed=3)
+    weights = torch.randn(40, 128).cuda()
+    wide = triton_kernels.pooled_sum(weights, rows.cuda(), offsets.cuda())
+    half = triton_kernels.pooled_sum(weights, rows.cuda(), offsets.cuda(), dtype=dtype)
+    assert half.dtype == dtype
+    assert torch.equal(half, wide.to(dtype))  # round to nearest even, as torch's cast
+
+
+@needs_triton
+@pytest.mark.parametrize("kind", ["sgd", "adagrad", "momentum_sgd", "nesterov", "adam"])
+@pytest.mark.parametrize("update_type", ["local", "global"])
+def test_triton_updates_of_fixed_size_and_compact_captures_are_equal(kind, update_type):
+    from ctrflow.embedding import triton_kernels
+
+    config = SparseOptimizerConfig(kind, update_type, momentum_factor=0.9, initial_accu_value=0.1)  # type: ignore[arg-type]
+    rows, offsets = random_csr(300, 50, 4, seed=2)
+    grad = torch.randn(300, 64).cuda()
+    update = triton_kernels.fused_global_update if update_type == "global" else triton_kernels.fused_update
+    if update_type == "global" and kind in ("sgd", "adagrad"):
+        update = triton_kernels.fused_update
+    results = []
+    for fixed in (False, True):
+        generator = torch.Generator().manual_seed(4)
+        weights = torch.randn(50, 64, generator=generator).cuda()
+        states = [torch.rand(50, 64, generator=generator).cuda() for _ in optimizers.state_names(config)]
+        captured = capture_gradient(rows.cuda(), offsets.cuda(), grad, 50, fixed_size=fixed)
+        update(config, weights, states, captured, 0.1, 0.5, 3)
+        results.append([weights, *states])
+    for compact, fixed_size in zip(*results, strict=True):
+        assert torch.equal(compact, fixed_size)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("combiner", ["sum", "mean"])
+def test_cuda_autocast_output_is_the_rounded_output_and_trains_the_same(dtype, combiner):
+    from ctrflow.embedding import SparseEmbedding
+
+    config = make_config("one_hot", combiner, SparseOptimizerConfig("adam", "local"))
+    generator = torch.Generator().manual_seed(7)
+    batches = [make_batch(config, generator, 64).to("cuda") for _ in range(3)]
+    upstream = torch.randn(64, config.num_slots, config.embedding_vec_size, generator=generator).cuda()
+    outputs, embeddings = [], []
+    for autocast_output in (False, True):
+        embedding = SparseEmbedding(
+            config, device="cuda", generator=torch.Generator().manual_seed(1), autocast_output=autocast_output
+        )
+        for batch in batches:
+            with torch.autocast("cuda", dtype=dtype):
+                out = embedding(batch)
+                consumed = out.to(dtype)  # what an autocast bmm does with a float32 output
+            (consumed.float() * upstream).sum().backward()
+            embedding.step(0.05)
+        outputs.append(out)
+        embeddings.append(embedding)
+    assert outputs[1].dtype == dtype
+    assert torch.equal(outputs[1], outputs[0].to(dtype))
+    assert torch.equal(embeddings[1].dump()[1], embeddings[0].dump()[1])
+
+
+def test_a_cpu_batch_for_a_cuda_one_hot_table_is_checked_before_its_copy():
+    from ctrflow.embedding import SparseEmbedding
+    from ctrflow.readers.types import SparseBatch
+
+    config = make_config("one_hot", "sum", SparseOptimizerConfig("sgd"))
+    embedding = SparseEmbedding(config, device="cuda", generator=torch.Generator().manual_seed(1))
+    slots = config.num_slots
+    keys = torch.zeros(slots, dtype=torch.int64)
+    keys[-1] = config.slot_size_array[-1]
+    batch = SparseBatch(keys, torch.arange(slots + 1, dtype=torch.int64), slots)
+    with pytest.raises(ValueError, match=rf"one-hot key {keys[-1].item()} of slot {slots - 1} is outside"):
+        embedding(batch)

@@ -147,3 +147,34 @@ def test_input_errors_name_the_embedding_and_the_fix():
         other_rank(batch([[[1], [2]]]))
     with pytest.raises(TypeError, match="expects an EmbeddingConfig, received dict"):
         SparseEmbedding({})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean"])
+@pytest.mark.parametrize(("kind", "slot_size_array"), [("distributed", ()), ("one_hot", (6, 5))])
+def test_autocast_output_is_the_rounded_float32_output_and_trains_the_same(kind, slot_size_array, combiner):
+    optimizer = SparseOptimizerConfig("adam", "local")
+    plain = make_embedding(kind, combiner, optimizer, slot_size_array)
+    direct = make_embedding(kind, combiner, optimizer, slot_size_array, autocast_output=True)
+    data = batch([[[1, 2], [0]], [[3], [4, 4, 1]], [[2, 2], []]])
+    upstream = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(5))
+    outputs = []
+    for embedding in (plain, direct):
+        for _ in range(3):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = embedding(data)
+                # what an autocast consumer (a bmm) does with the float32 output: cast it to bf16
+                consumed = out.to(torch.bfloat16)
+            (consumed.float() * upstream).sum().backward()
+            embedding.step(0.1)
+        outputs.append(out)
+    assert outputs[0].dtype == torch.float32 and outputs[1].dtype == torch.bfloat16
+    assert torch.equal(outputs[1], outputs[0].to(torch.bfloat16))
+    assert torch.equal(direct.dump()[1], plain.dump()[1])
+    assert torch.equal(direct.optimizer_states()[1], plain.optimizer_states()[1])
+
+
+def test_autocast_output_without_autocast_keeps_the_output_dtype():
+    embedding = make_embedding(autocast_output=True)
+    assert embedding(batch([[[1], [2]]])).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+        assert embedding(batch([[[1], [2]]])).dtype == torch.float32

@@ -32,6 +32,7 @@ class Interaction(Layer):
     max_inputs = 2
     pair_rows: torch.Tensor
     pair_cols: torch.Tensor
+    pair_index: torch.Tensor
 
     def __init__(self, input_shapes: Sequence[Shape], *, name: str = "", num_tops: int = 1) -> None:
         super().__init__(input_shapes, name=name, num_tops=num_tops)
@@ -50,13 +51,16 @@ class Interaction(Layer):
         rows, cols = torch.tril_indices(n, n, offset=-1)
         self.register_buffer("pair_rows", rows, persistent=False)
         self.register_buffer("pair_cols", cols, persistent=False)
+        # the pairs as positions in the flattened n × n Gram matrix: index_select's backward is an index_add_
+        # over distinct positions, where gram[:, rows, cols] would backpropagate through a sorting index_put_
+        self.register_buffer("pair_index", rows * n + cols, persistent=False)
         width = dense_dim + n * (n - 1) // 2 + 1
         self.output_shapes = [(batch, width)] * num_tops
 
     def forward(self, dense: torch.Tensor, emb: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         features = torch.cat([dense.unsqueeze(1).to(emb.dtype), emb], dim=1)
         gram = torch.bmm(features, features.transpose(1, 2))
-        pairs = gram[:, self.pair_rows, self.pair_cols]
+        pairs = gram.flatten(1).index_select(1, self.pair_index)
         pad = torch.zeros((dense.shape[0], 1), dtype=pairs.dtype, device=pairs.device)
         out = torch.cat([dense.to(pairs.dtype), pairs, pad], dim=1)
         return out if len(self.output_shapes) == 1 else (out, out)
