@@ -37,7 +37,10 @@ def default_embedding_factory(
         return DistributedSparseEmbedding(config, device=device, generator=generator, rank=rank, world_size=world_size)
     from ctrflow.embedding import SparseEmbedding
 
-    return SparseEmbedding(config, device=device, generator=generator, rank=rank, world_size=world_size)
+    # under autocast the pooled vectors come out in the autocast dtype, as HugeCTR's fp16 embedding output
+    return SparseEmbedding(
+        config, device=device, generator=generator, rank=rank, world_size=world_size, autocast_output=True
+    )
 
 
 class Network(nn.Module):
