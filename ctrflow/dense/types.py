@@ -56,8 +56,10 @@ class Layer(nn.Module, abc.ABC):
         n = len(self.input_shapes)
         hi = self.max_inputs
         if n < self.min_inputs or (hi is not None and n > hi):
-            want = f"{self.min_inputs}" if hi == self.min_inputs else (
-                f"at least {self.min_inputs}" if hi is None else f"{self.min_inputs} to {hi}"
+            want = (
+                f"{self.min_inputs}"
+                if hi == self.min_inputs
+                else (f"at least {self.min_inputs}" if hi is None else f"{self.min_inputs} to {hi}")
             )
             raise LayerError(
                 f'{self.layer_type} "{self.name}": expects {want} bottom tensor(s), received {n}. '
@@ -68,7 +70,7 @@ class Layer(nn.Module, abc.ABC):
         """Build the layer's error: `<Type> "<name>": <what>. <fix>`."""
         return LayerError(f'{self.layer_type} "{self.name}": {what}. {fix}')
 
-    def reset_parameters(self, generator: torch.Generator) -> None:  # noqa: B027 - layers without weights
+    def reset_parameters(self, generator: torch.Generator) -> None:
         """(Re)initialise weights with the layer's initialisers (semantics spec §1.3) from `generator`."""
 
     def get_config(self) -> dict[str, Any]:
