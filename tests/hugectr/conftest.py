@@ -67,4 +67,12 @@ def add_layers(model: hugectr.Model) -> None:
     model.add(D(layer_type=L.BinaryCrossEntropyLoss, bottom_names=["logit", "label"], top_names=["loss"]))
 
 
+def evaluate_auc(model: hugectr.Model, batches: int = 4) -> float:
+    """AUC over the first `batches` evaluation batches (the evaluation source restarted first)."""
+    model.get_data_reader_eval().set_source("")
+    for _ in range(batches):
+        model.eval()
+    return dict(model.get_eval_metrics())["AUC"]
+
+
 ModelFactory = Callable[..., hugectr.Model]

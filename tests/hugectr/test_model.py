@@ -13,19 +13,13 @@ import torch
 import hugectr
 
 from .conftest import BATCH, SLOT_SIZES, small_model
+from .conftest import evaluate_auc as evaluate
 
 
 def compiled(norm_data, **kwargs):
     model = small_model(norm_data, **kwargs)
     model.compile()
     return model
-
-
-def evaluate(model: hugectr.Model, batches: int = 4) -> float:
-    model.get_data_reader_eval().set_source("")
-    for _ in range(batches):
-        model.eval()
-    return dict(model.get_eval_metrics())["AUC"]
 
 
 def test_summary_prints_hugectr_table(norm_data, capsys):

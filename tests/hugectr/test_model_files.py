@@ -14,6 +14,7 @@ import torch
 
 import hugectr
 
+from .conftest import evaluate_auc as evaluate
 from .conftest import small_model
 
 
@@ -22,13 +23,6 @@ def trained(norm_data, steps: int = 20, **kwargs) -> hugectr.Model:
     model.compile()
     model.fit(max_iter=steps, display=0, eval_interval=0, snapshot=0)
     return model
-
-
-def evaluate(model: hugectr.Model, batches: int = 4) -> float:
-    model.get_data_reader_eval().set_source("")
-    for _ in range(batches):
-        model.eval()
-    return dict(model.get_eval_metrics())["AUC"]
 
 
 def test_fit_writes_snapshots_at_each_interval(norm_data, tmp_path):
