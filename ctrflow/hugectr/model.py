@@ -179,6 +179,8 @@ class Model:
         self.train_reader: FacadeReader | None = None
         self.eval_reader: FacadeReader | None = None
         self.last_eval: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # key order of each loaded sparse model, to route optimizer states saved by another rank count
+        self.loaded_keys: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._start_time = time.perf_counter()
         self.log.raw("HugeCTR Version: 3.5")
         self.log.banner("Model Init")

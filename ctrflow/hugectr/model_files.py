@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ctrflow.dense import optimizers as dense_optimizers
+from ctrflow.hugectr import state_routing
 from ctrflow.hugectr.translation import from_names, plain
 from ctrflow.pipeline.graph import EMBEDDING_TYPE_NAMES
 from ctrflow.pipeline.types import GraphError
@@ -204,27 +205,51 @@ def load_sparse_weights(model: Model, files: list[str] | dict[str, str]) -> None
         config = table.config
         stored = sparse_files.read_sparse_model(_url(model, path), embedding_vec_size=config.embedding_vec_size)
         slot_ids = None if stored.slot_ids is None else torch.from_numpy(stored.slot_ids.astype(np.int64))
-        table.load(torch.from_numpy(stored.keys), torch.from_numpy(stored.vectors), slot_ids)
+        keys = torch.from_numpy(stored.keys)
+        table.load(keys, torch.from_numpy(stored.vectors), slot_ids)
+        # the file's key order tells which saved optimizer-state row belongs to which key (state_routing.py)
+        model.loaded_keys[config.name] = (keys, slot_ids)
 
 
 def load_sparse_optimizer_states(model: Model, files: list[str] | dict[str, str]) -> None:
+    """Load sparse optimizer states saved by any number of ranks (formats spec §6.4).
+
+    States saved by as many ranks as this run load block for block. Otherwise each key's saved row is found
+    through the key order of the sparse model loaded with `load_sparse_weights` (see `state_routing.py`).
+    """
+    half = bool(model.solver.use_mixed_precision)
     for table, path in _tables_for(model, files, "optimizer state"):
-        config = table.config
-        capacity = config.capacity_per_rank(model.world_size)
-        states = sparse_files.read_sparse_optimizer_states(
-            _url(model, path),
-            len(table.optimizer_states()),
-            model.world_size,
-            capacity,
-            config.embedding_vec_size,
-            half=bool(model.solver.use_mixed_precision),
-        )
-        # rank blocks in rank order; a single-rank table takes its only block, a shard picks its own
-        width = config.embedding_vec_size
-        table.load_optimizer_states([torch.from_numpy(s.reshape(-1, width).copy()) for s in states])
-        steps = dense_files.read_optimizer_steps(_url(model, path) + STEPS_SUFFIX)
+        config, url = table.config, _url(model, path)
+        num_states, width = len(table.optimizer_states()), config.embedding_vec_size
+        if num_states == 0:
+            continue
+        ranks = state_routing.saved_world_size(config, filesystems.file_size(url), num_states, 2 if half else 4)
+        capacity = config.capacity_per_rank(ranks)
+        states = sparse_files.read_sparse_optimizer_states(url, num_states, ranks, capacity, width, half=half)
+        if ranks == model.world_size:  # rank blocks in rank order; a shard picks its own
+            table.load_optimizer_states([torch.from_numpy(s.reshape(-1, width).copy()) for s in states])
+        else:
+            _load_rerouted_states(model, table, states.reshape(num_states, ranks * capacity, width), ranks)
+        steps = dense_files.read_optimizer_steps(url + STEPS_SUFFIX)
         if steps is not None:
             getattr(table, "shard", table).step_count = steps.get("sparse", 0)
+
+
+def _load_rerouted_states(model: Model, table: Any, states: np.ndarray, saved_ranks: int) -> None:
+    config = table.config
+    if config.name not in model.loaded_keys:
+        raise ValueError(
+            f'Embedding "{config.name}": its optimizer states were saved by {saved_ranks} rank(s) and this run has '
+            f"{model.world_size}; call load_sparse_weights with the sparse model saved with them first, so that "
+            "each key's saved row can be found."
+        )
+    file_keys, file_slots = model.loaded_keys[config.name]
+    rows = state_routing.saved_rows(config, file_keys, file_slots, saved_ranks)
+    shard = getattr(table, "shard", None)
+    my_keys = (shard if shard is not None else table).dump()[0].cpu()
+    base = (shard if shard is not None else table).optimizer_states()
+    local = state_routing.local_states(states, file_keys, rows, my_keys, base)
+    (shard if shard is not None else table).load_optimizer_states(local)
 
 
 def _scatter(flat: torch.Tensor, parameters: list[torch.nn.Parameter]) -> None:
