@@ -5,28 +5,36 @@ label and dense in ascending index order; `cats` give the slots in ascending ind
 integer column of the key width (one key per sample) or a list column of it (multi-hot). `slot_size_array`
 adds per-slot offsets (exclusive prefix sums, by global slot) in the key type's arithmetic. `num_rows` is
 looked up in `file_stats` by basename; a file missing there is read to its real row count, with a warning.
-Files are read row group by row group with pyarrow, in file-list order, wrapping in repeat mode.
+Files are read row group by row group with pyarrow, in file-list order, wrapping in repeat mode. While one
+row group is cut into batches, a worker thread already decodes the next (`_read_ahead`); each column is
+converted to NumPy once per row group and each batch written straight into arrays of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import posixpath
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import fsspec
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from ctrflow.readers.file_list import file_type, read_file_list
-from ctrflow.readers.parquet_columns import cat_block, check_column_types
+from ctrflow.readers.parquet_columns import RowGroupColumns, check_column_types
 from ctrflow.readers.sample_block import BatchCutter, SampleBlock
 from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True, frozen=True)
@@ -118,11 +126,18 @@ class ParquetReader(Reader):
         cutter = BatchCutter(batch_size, self.spec.label_dim + self.spec.dense_dim, self.spec.total_slots)
         while True:
             rows = 0
-            for path in self._files:
-                for block in self.iter_file(path):
-                    rows += block.num_rows
-                    for full in cutter.add(block):
-                        yield full.to_batch(self.spec, batch_size)
+            groups = _read_ahead(self._row_groups(self._files))
+            try:
+                for group in groups:
+                    rows += group.num_rows
+                    start = 0
+                    while start < group.num_rows:  # blocks end at batch boundaries: each batch gets fresh arrays
+                        stop = min(group.num_rows, start + cutter.rows_missing)
+                        for full in cutter.add(group.block(start, stop, self._offsets, self.options.key_type)):
+                            yield full.to_batch(self.spec, batch_size)
+                        start = stop
+            finally:
+                groups.close()
             if not self.options.repeat:
                 break
             if rows == 0:
@@ -133,38 +148,27 @@ class ParquetReader(Reader):
 
     def iter_file(self, path: str) -> Iterator[SampleBlock]:
         """Every sample of one file, row group by row group."""
-        metadata = self._metadata_for(path)
-        self._check_counts(metadata)
-        with _open(path) as handle:
-            parquet = pq.ParquetFile(handle)
-            check_column_types(parquet.schema_arrow, metadata, path, self.options.key_type)
-            self._num_rows(metadata, path, parquet.metadata.num_rows)
-            wanted = [*metadata.labels, *metadata.conts, *metadata.cats]
-            names = [parquet.schema_arrow.field(i).name for i in wanted]
-            for group in range(parquet.num_row_groups):
-                table = parquet.read_row_group(group, columns=sorted(set(names)))
-                if table.num_rows:
-                    yield self._block(table, names, metadata, path)
+        for group in self._row_groups([path]):
+            yield group.block(0, group.num_rows, self._offsets, self.options.key_type)
 
-    def _block(self, table: pa.Table, names: list[str], metadata: ParquetMetadata, path: str) -> SampleBlock:
-        width = len(metadata.labels) + len(metadata.conts)
-        label_dense = np.empty((table.num_rows, width), np.float32)
-        for column, name in enumerate(names[:width]):
-            values = table.column(name)
-            if values.null_count:
-                raise ValueError(
-                    f"Parquet file {path!r}: column {name!r} has {values.null_count} nulls; "
-                    "missing values are not supported. Fill them before training."
-                )
-            label_dense[:, column] = values.to_numpy()
-        if not self.allow_nonfinite and not np.isfinite(label_dense).all():
-            row, column = (int(v) for v in np.argwhere(~np.isfinite(label_dense))[0])
-            raise ValueError(
-                f"Parquet file {path!r}: row {row} of this row group has {label_dense[row, column]} in column "
-                f"{names[column]!r}. Clean the dataset or pass allow_nonfinite=True."
-            )
-        lengths, keys = cat_block(table, names[width:], path, self._offsets, self.options.key_type)
-        return SampleBlock(label_dense, lengths, keys)
+    def _row_groups(self, files: Sequence[str]) -> Generator[RowGroupColumns, None, None]:
+        """The non-empty row groups of `files` in order, read and checked, as NumPy columns."""
+        for path in files:
+            metadata = self._metadata_for(path)
+            self._check_counts(metadata)
+            with _open(path) as parquet:
+                schema = parquet.schema_arrow
+                check_column_types(schema, metadata, path, self.options.key_type)
+                self._num_rows(metadata, path, parquet.metadata.num_rows)
+                wanted = [*metadata.labels, *metadata.conts, *metadata.cats]
+                names = [schema.field(i).name for i in wanted]
+                for group in range(parquet.num_row_groups):
+                    table = parquet.read_row_group(group, columns=sorted(set(names)))
+                    if table.num_rows:
+                        yield RowGroupColumns.of(
+                            table, names, len(metadata.labels) + len(metadata.conts), path, self.options.key_type,
+                            allow_nonfinite=self.allow_nonfinite,
+                        )  # fmt: skip
 
     def _metadata_for(self, path: str) -> ParquetMetadata:
         location = metadata_path(path)
@@ -216,10 +220,42 @@ def _slot_offsets(slot_size_array: tuple[int, ...], total_slots: int, key_type: 
     return offsets
 
 
-def _open(path: str):
-    try:
-        return fsspec.open(path, "rb").open()
-    except FileNotFoundError:
-        raise ValueError(
-            f"Parquet data file {path!r} (named by the file list) does not exist; fix the file list."
-        ) from None
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[pq.ParquetFile]:
+    """The Parquet file at `path`; local files are opened by Arrow itself, with no Python file in the read path."""
+    fs, location = fsspec.core.url_to_fs(path)
+    with contextlib.ExitStack() as stack:
+        try:
+            source = location if isinstance(fs, LocalFileSystem) else stack.enter_context(fs.open(location, "rb"))
+            parquet = stack.enter_context(pq.ParquetFile(source, pre_buffer=True))
+        except FileNotFoundError:
+            raise ValueError(
+                f"Parquet data file {path!r} (named by the file list) does not exist; fix the file list."
+            ) from None
+        yield parquet
+
+
+def _read_ahead(items: Generator[T, None, None]) -> Generator[T, None, None]:
+    """The items of `items`, each next one produced in a worker thread while the caller uses the current one.
+
+    Parquet decoding (Arrow) and the NumPy work on the previous row group then overlap; both release the GIL.
+    Items, and errors, arrive in the same order as from `items` itself. Closing this generator waits for the
+    item in flight, then closes `items`.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="ctrflow-parquet") as pool:
+        pending = pool.submit(_next_item, items)
+        try:
+            while (item := pending.result()) is not None:
+                pending = pool.submit(_next_item, items)
+                yield item[0]
+        finally:
+            pending.cancel()
+            futures.wait([pending])
+            items.close()
+
+
+def _next_item(items: Iterator[T]) -> tuple[T] | None:
+    """(next item,) or None at the end."""
+    for item in items:
+        return (item,)
+    return None

@@ -4,7 +4,9 @@ A record is `label[label_dim] ‖ dense[dense_dim]` (float32 when `float_label_d
 one int32 key per slot; no header, no framing. With int32 label/dense the label is read as float(v) and the
 dense as ln(v + 1) in float32, as HugeCTR does. Batches are consecutive record ranges; training readers
 shuffle the order of batches once (`shuffle_batches`, seeded). The last, partial batch is emitted short
-(zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR.
+(zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR. A batch is read
+straight from the memory map into its label, dense and key arrays; `slot_size_array` key checks run on a
+batch's first read only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import fsspec
 import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
-from ctrflow.readers.sample_block import SampleBlock
+from ctrflow.readers.sample_block import assemble_batch, pooled_empty
 from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class RawReader(Reader):
         self._source = ""
         self._records: np.ndarray = np.zeros(0)
         self._order: np.ndarray = np.zeros(0, np.int64)
+        self._keys_checked: np.ndarray = np.zeros(0, bool)
         self.set_source(source)
 
     @property
@@ -70,6 +73,7 @@ class RawReader(Reader):
         if self.options.shuffle_batches:  # formats spec §2: the order of batches, shuffled once
             order = np.random.default_rng(self.options.seed).permutation(batches)
         self._order = order
+        self._keys_checked = np.zeros(batches, bool)
 
     def __iter__(self) -> Iterator[Batch]:
         if self.num_samples == 0:
@@ -84,22 +88,25 @@ class RawReader(Reader):
         size = self.options.batch_size
         first = index * size
         records = self._records[first : first + size]
-        label_dense = self._label_dense(records["ld"], first)
-        keys = records["keys"].view("<u4").astype(np.int64)  # formats spec §2: uint32 bit pattern kept
-        if self._slot_sizes is not None:
+        label, dense = self._label_dense(records["ld"], first)
+        keys = _converted(records["keys"].view("<u4"), np.int64)  # formats spec §2: uint32 bit pattern kept
+        if self._slot_sizes is not None and not self._keys_checked[index]:  # a batch's keys never change: check once
             self._check_keys(keys, self._slot_sizes, first)
-        lengths = np.ones(keys.shape, np.int64)
-        return SampleBlock(label_dense, lengths, keys.reshape(-1)).to_batch(self.spec, size)
+            self._keys_checked[index] = True
+        lengths = np.broadcast_to(np.int64(1), keys.shape)  # one-hot: one key per slot
+        return assemble_batch(self.spec, label, dense, lengths, keys.reshape(-1), size)
 
-    def _label_dense(self, values: np.ndarray, first: int) -> np.ndarray:
-        if self.options.float_label_dense:
-            out = np.asarray(values, dtype="<f4").astype(np.float32)
-        else:
-            out = values.astype(np.float32)
-            dense = out[:, self.spec.label_dim :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out[:, self.spec.label_dim :] = np.log(dense + np.float32(1.0))
-        if not self.allow_nonfinite and not np.isfinite(out).all():
+    def _label_dense(self, values: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Contiguous float32 label and dense of `values` (records' label ‖ dense, int32 or float32)."""
+        label_dim = self.spec.label_dim
+        label = _converted(values[:, :label_dim], np.float32)
+        dense = _converted(values[:, label_dim:], np.float32)
+        if not self.options.float_label_dense:
+            with np.errstate(divide="ignore", invalid="ignore"):  # float32 ln(v + 1), in place
+                np.add(dense, np.float32(1.0), out=dense)
+                np.log(dense, out=dense)
+        if not self.allow_nonfinite and not self._finite(label, dense):
+            out = np.concatenate([label, dense], axis=1)
             row, column = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
             raw = values[row, column]
             raise ValueError(
@@ -107,7 +114,11 @@ class RawReader(Reader):
                 f"has label/dense float {column} = {out[row, column]} (stored value {raw}; int32 dense values "
                 "become ln(v+1), so v <= -1 is invalid). Clean the dataset or pass allow_nonfinite=True."
             )
-        return out
+        return label, dense
+
+    def _finite(self, label: np.ndarray, dense: np.ndarray) -> bool:
+        # float(int32) labels are always finite; only float32 files can hold non-finite labels
+        return bool(np.isfinite(dense).all()) and (not self.options.float_label_dense or bool(np.isfinite(label).all()))
 
     def _check_keys(self, keys: np.ndarray, slot_sizes: np.ndarray, first: int) -> None:
         outside = keys >= slot_sizes
@@ -172,3 +183,10 @@ class RawReader(Reader):
                 f"{spec.total_slots} slots; give one cardinality per slot."
             )
         return np.asarray(slot_size_array, np.int64)
+
+
+def _converted(values: np.ndarray, dtype: type) -> np.ndarray:
+    """`values.astype(dtype)`, C-contiguous, in pooled memory (`sample_block.pooled_empty`)."""
+    out = pooled_empty(values.shape, dtype)
+    np.copyto(out, values, casting="same_kind")
+    return out

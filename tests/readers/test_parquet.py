@@ -156,3 +156,42 @@ def test_nulls_in_a_cat_column_are_rejected(tmp_path):
     source = write_dataset(tmp_path, [bad])
     with pytest.raises(ValueError, match=r"cat column 'C1' has 1 nulls"):
         list(ParquetReader(source, SPEC, options()))
+
+
+def one_hot_table(rows: int, start: int = 0):
+    return pa.table(
+        {
+            "label": pa.array([float(i % 2) for i in range(start, start + rows)], pa.float32()),
+            "I1": pa.array([i + 0.5 for i in range(start, start + rows)], pa.float32()),
+            "C1": pa.array(list(range(start, start + rows)), pa.uint32()),
+            "C2": pa.array([10 * i for i in range(start, start + rows)], pa.uint32()),
+        }
+    )
+
+
+def test_one_hot_batches_cut_across_row_groups_and_files_keep_row_order(tmp_path):
+    paths = []
+    for index, (rows, start) in enumerate([(7, 0), (5, 7)]):
+        path = tmp_path / f"part_{index}.parquet"
+        pq.write_table(one_hot_table(rows, start), path, row_group_size=3)
+        paths.append(path)
+    source = write_dataset(tmp_path, [], stats=False)
+    (tmp_path / "_file_list.txt").write_text(f"{len(paths)}\n" + "".join(f"{p}\n" for p in paths))
+    spec = DataSpec(1, 1, (SparseInputSpec("data", 2, (1, 1)),))
+    batches = list(ParquetReader(source, spec, options(key_type="i32", slot_size_array=(100, 0))))
+    assert [b.size for b in batches] == [4, 4, 4]
+    assert [v for b in batches for v in b.dense[:, 0].tolist()] == [i + 0.5 for i in range(12)]
+    assert [k for b in batches for k in b.sparse["data"].keys.tolist()] == [
+        key for i in range(12) for key in (i, 100 + 10 * i)
+    ]
+    assert all(b.sparse["data"].offsets.tolist() == list(range(9)) for b in batches)
+
+
+def test_stopping_early_ends_the_read_ahead_thread(tmp_path):
+    import threading
+
+    source = write_dataset(tmp_path, [table(3), table(3, start=3), table(3, start=6)])
+    batches = iter(ParquetReader(source, SPEC, options(repeat=True, batch_size=2)))
+    next(batches)
+    batches.close()
+    assert not any(t.name.startswith("ctrflow-parquet") and t.is_alive() for t in threading.enumerate())

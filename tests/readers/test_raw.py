@@ -119,3 +119,22 @@ def test_raw_file_on_a_memory_url_is_read(tmp_path):
     options = ReaderOptions(batch_size=2, float_label_dense=True, repeat=False)
     (batch,) = list(RawReader("memory://raw/data.bin", SPEC, options))
     assert batch.sparse["data"].keys.tolist() == [0, 10, 20, 1, 11, 21]
+
+
+def test_slots_split_into_sparse_inputs_in_order(tmp_path):
+    source = write_raw(tmp_path, 2)
+    spec = DataSpec(1, 2, (SparseInputSpec("a", 1, (1,)), SparseInputSpec("b", 2, (1, 1))))
+    (batch,) = list(RawReader(source, spec, ReaderOptions(batch_size=3, num_samples=2, repeat=False)))
+    assert batch.sparse["a"].keys.tolist() == [0, 1]
+    assert batch.sparse["a"].offsets.tolist() == [0, 1, 2, 2]
+    assert batch.sparse["b"].keys.tolist() == [10, 20, 11, 21]
+    assert batch.sparse["b"].offsets.tolist() == [0, 1, 2, 3, 4, 4, 4]
+
+
+def test_key_outside_slot_size_array_is_reported_on_every_pass(tmp_path):
+    source = write_raw(tmp_path, 4)
+    options = ReaderOptions(batch_size=2, num_samples=4, slot_size_array=(10, 100, 23), repeat=False)
+    reader = RawReader(source, SPEC, options)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"record 3, slot 2 \(byte offset 92\) holds key 23"):
+            list(reader)
