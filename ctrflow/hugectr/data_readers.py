@@ -30,6 +30,9 @@ class FacadeReader(IDataReader):
         spec: what a sample holds.
         options: batch size, key type, check type, repeat, workers, ...
         device: where batches go.
+        rank, world_size: this rank keeps its contiguous share of every global batch.
+        cache_batches: keep the first `cache_batches` batches on the device and replay them instead of
+            reading the files again (`DataReaderParams.cache_eval_data` for the evaluation reader).
     """
 
     def __init__(
@@ -41,9 +44,14 @@ class FacadeReader(IDataReader):
         device: torch.device,
         rank: int = 0,
         world_size: int = 1,
+        cache_batches: int = 0,
     ):
         self.kind, self._source, self.spec, self.options, self.device = kind, source, spec, options, device
         self.rank, self.world_size = rank, world_size
+        self.cache_batches = cache_batches
+        self._cache: list[Batch] = []
+        self._cache_full = False  # all batches to cache are in (the cap reached or the source ended)
+        self._replayed = 0
         self._loader: Loader | None = None
         self._iterator: Iterator[Batch] | None = None
         self._eof = False
@@ -58,6 +66,30 @@ class FacadeReader(IDataReader):
 
     def next_batch(self) -> Batch | None:
         """The next batch on the device, or None at the end of an epoch-mode source."""
+        if self._cache_full:
+            return self._replay()
+        batch = self._read()
+        if self.cache_batches:
+            if batch is not None:
+                self._cache.append(batch)
+            if batch is None or len(self._cache) >= self.cache_batches:
+                self._cache_full = True
+                self._replayed = len(self._cache)  # the next call starts the replay
+                self.close()  # the files are not read again
+        return batch
+
+    def _replay(self) -> Batch | None:
+        """Cached batches in order; at the end, wrap (repeat mode) or report the end once (epoch mode)."""
+        if self._replayed >= len(self._cache):
+            self._replayed = 0
+            if not self.options.repeat:
+                self._eof = True
+                return None
+        batch = self._cache[self._replayed]
+        self._replayed += 1
+        return batch
+
+    def _read(self) -> Batch | None:
         if self._iterator is None:
             self.start()
         iterator = self._iterator
@@ -84,9 +116,14 @@ class FacadeReader(IDataReader):
         """Point at a new source; "" restarts the current one from its beginning."""
         if not isinstance(file_name, str):
             raise TypeError(f"set_source(file_name): expected a str, received {type(file_name).__name__}.")
-        if file_name:
+        if file_name and file_name != self._source:
             self._source = file_name
-        self.start()
+            self._cache, self._cache_full = [], False
+        self._replayed = 0
+        self._eof = False
+        if not self._cache_full:
+            self._cache = []
+            self.start()
 
     def is_started(self) -> bool:
         return self._iterator is not None

@@ -523,7 +523,8 @@ class Model:
         )
         ranks = {"rank": self.rank, "world_size": self.world_size}
         train = cls(kind, reader.source[0], spec, train_options, self.device, **ranks)
-        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **ranks)
+        cache = {"cache_batches": int(reader.cache_eval_data)}
+        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **ranks, **cache)
         return train, evaluation
 
     def _check_losses_have_labels(self) -> None:

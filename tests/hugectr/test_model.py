@@ -12,7 +12,7 @@ import torch
 
 import hugectr
 
-from .conftest import BATCH, SLOT_SIZES, small_model
+from .conftest import BATCH, SLOT_SIZES, add_layers, small_model
 from .conftest import evaluate_auc as evaluate
 
 
@@ -162,3 +162,21 @@ def test_compile_loss_weights_must_name_labels(norm_data):
 def test_embedding_training_cache_is_reported_as_not_built(norm_data):
     with pytest.raises(NotImplementedError, match="embedding training cache"):
         small_model(norm_data).get_incremental_model()
+
+
+def test_cache_eval_data_replays_batches_kept_on_the_device(norm_data):
+    train, evaluation = norm_data
+    model = hugectr.Model(
+        hugectr.CreateSolver(seed=1, batchsize=BATCH, batchsize_eval=BATCH, max_eval_batches=4, vvgpu=[[0]]),
+        hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.Norm, source=[train],
+                                 eval_source=evaluation, check_type=hugectr.Check_t.Sum, num_workers=1,
+                                 cache_eval_data=2),
+        hugectr.CreateOptimizer(),
+    )  # fmt: skip
+    add_layers(model)
+    model.compile()
+    reader = model.get_data_reader_eval()
+    first = [reader.next_batch() for _ in range(2)]
+    assert not reader.is_started()  # two batches cached: the files are closed
+    again = [reader.next_batch() for _ in range(2)]
+    assert all(a is b for a, b in zip(first, again, strict=True))
