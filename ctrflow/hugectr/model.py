@@ -19,9 +19,12 @@ import torch
 
 from ctrflow.dense.lr_schedule import LearningRateScheduler
 from ctrflow.dense.types import Loss
+from ctrflow.embedding.communication import allreduce_gradients
 from ctrflow.hugectr import model_files
 from ctrflow.hugectr.argument_validation import Argument, any_value, bind_arguments, integer, string
 from ctrflow.hugectr.data_readers import READER_KINDS, DataReader32, DataReader64, FacadeReader, IDataReader
+from ctrflow.hugectr.enums import Error_t
+from ctrflow.hugectr.fit_loop import FitLoop
 from ctrflow.hugectr.replicas import CURRENT_RANK, ReplicaSet
 from ctrflow.hugectr.translation import (
     dense_layer_fields,
@@ -255,8 +258,6 @@ class Model:
             rank=self.rank,
             world_size=self.world_size,
         )
-        from ctrflow.embedding.communication import allreduce_gradients
-
         self.runner = LocalRunner(
             self.network,
             model_files.dense_optimizer(self.opt_params, self.network.dense_parameters()),
@@ -289,8 +290,6 @@ class Model:
             raise ValueError(
                 f"fit(): Require num_epochs>0 under epoch mode, received num_epochs={values['num_epochs']}."
             )
-        from ctrflow.hugectr.fit_loop import FitLoop
-
         FitLoop(self, runner, **values).run()
 
     @on_ranks
@@ -308,8 +307,6 @@ class Model:
         tables = runner.network.embed.embeddings
         for name, table in tables.items():
             table.frozen = name in self.frozen_embeddings
-        from ctrflow.hugectr.enums import Error_t
-
         return Error_t.Success
 
     @on_ranks
