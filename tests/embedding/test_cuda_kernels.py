@@ -18,9 +18,9 @@ from ctrflow.embedding.types import SparseOptimizerConfig
 from tests.embedding.test_sparse_embedding_reference import (
     KINDS,
     OPTIMIZERS,
+    check_training_against_reference,
     make_batch,
     make_config,
-    train_against_reference,
 )
 
 pytestmark = [
@@ -106,7 +106,7 @@ def test_key_index_on_cuda_matches_cpu_rows():
 @pytest.mark.parametrize(("optimizer", "update_type", "extra"), OPTIMIZERS)
 def test_cuda_training_steps_match_the_float64_reference(kind, combiner, optimizer, update_type, extra):
     config = make_config(kind, combiner, SparseOptimizerConfig(optimizer, update_type, **extra))
-    train_against_reference(config, "cuda")
+    check_training_against_reference(config, "cuda")
 
 
 @needs_triton

@@ -66,10 +66,10 @@ def assert_table_matches(embedding: SparseEmbedding, reference: ReferenceEmbeddi
 @pytest.mark.parametrize(("optimizer", "update_type", "extra"), OPTIMIZERS)
 def test_training_steps_match_the_float64_reference(kind, combiner, optimizer, update_type, extra):
     config = make_config(kind, combiner, SparseOptimizerConfig(optimizer, update_type, **extra))
-    train_against_reference(config, "cpu")
+    check_training_against_reference(config, "cpu")
 
 
-def train_against_reference(config: EmbeddingConfig, device: str, steps: int = 4, batch_size: int = 6) -> None:
+def check_training_against_reference(config: EmbeddingConfig, device: str, steps: int = 4, batch_size: int = 6) -> None:
     """Train `steps` batches on `device` and compare outputs and the whole table after every step."""
     generator = torch.Generator().manual_seed(7)
     embedding = SparseEmbedding(config, device=device, generator=torch.Generator().manual_seed(1))
