@@ -370,7 +370,7 @@ def construct_from_json(model: Model, path: str, include_dense_network: bool) ->
 # ---------------------------------------------------------------------------------- predictions
 def export_predictions(model: Model, prediction_path: str, label_path: str) -> None:
     """Append the last evaluation batch's predictions and labels of the first loss (formats spec §9)."""
-    if not model.last_eval:
+    if not model.last_eval or model.rank != 0:  # several ranks: predictions were gathered, rank 0 writes
         return
     first = sorted(model.last_eval)[0]
     prediction, label = model.last_eval[first]
