@@ -4,7 +4,11 @@
 * `pooled_sum`: a program sums the rows of a tile of output segments (several segments × a column block,
   so that many row reads are in flight per program).
 * `segment_sum`: a program sums the output gradient over the occurrences of a tile of distinct rows (the
-  deduplicated backward).
+  deduplicated backward). A row with more than `CHUNK_SIZE` occurrences (a hot key of a power-law batch)
+  is first summed by one program per chunk of `CHUNK_SIZE` occurrences into a float32 buffer of partial
+  sums (`_chunk_sum_kernel`); its row program then adds its chunks' partials instead of its occurrences,
+  so no program walks more than max(`CHUNK_SIZE`, number of chunks) items. No atomics: the result is
+  deterministic, and rows with at most `CHUNK_SIZE` occurrences are summed exactly as without chunks.
 * `fused_update`: the same segment sum followed in registers by the sparse optimizer update of that row
   (SGD, AdaGrad; MomentumSGD, Nesterov and Adam with Update_t.Local), so the summed gradient is never
   written to memory.
@@ -28,6 +32,7 @@ from ctrflow.embedding.types import SparseOptimizerConfig
 
 _OPT_CODES = {"none": 0, "sgd": 1, "adagrad": 2, "momentum_sgd": 3, "nesterov": 4, "adam": 5}
 _MAX_BLOCK = 256
+CHUNK_SIZE = 64  # occurrences one program sums; rows with more are split into chunks (see the module docstring)
 
 
 @triton.jit
@@ -106,11 +111,47 @@ def pooled_sum(
 
 
 @triton.jit
+def _chunk_sum_kernel(
+    chunk_rows_ptr,
+    chunk_start_ptr,
+    occ_offsets_ptr,
+    occ_segments_ptr,
+    grad_ptr,
+    partials_ptr,
+    num_rows,
+    last_occurrence,
+    vec,
+    chunk_size,
+    BLOCK_O: tl.constexpr,
+    BLOCK_V: tl.constexpr,
+):
+    chunk = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
+    in_row = cols < vec
+    index = tl.load(chunk_rows_ptr + chunk)
+    real = index < num_rows  # the grid is an upper bound: programs past the last chunk do nothing
+    index = tl.minimum(index, num_rows - 1)
+    begin = tl.load(occ_offsets_ptr + index) + (chunk - tl.load(chunk_start_ptr + index)) * chunk_size
+    length = tl.where(real, tl.minimum(tl.load(occ_offsets_ptr + index + 1) - begin, chunk_size), 0)
+    acc = tl.zeros([BLOCK_O, BLOCK_V], dtype=tl.float32)
+    for j in range(0, length, BLOCK_O):  # BLOCK_O independent occurrences in flight per iteration
+        occurrence = j + tl.arange(0, BLOCK_O)
+        segment = tl.load(occ_segments_ptr + tl.minimum(begin + occurrence, last_occurrence))  # see _pooled_sum_kernel
+        taken = (occurrence < length)[:, None] & in_row[None, :]
+        grad = tl.load(grad_ptr + segment[:, None] * vec + cols[None, :], mask=taken, other=0.0)
+        acc += grad.to(tl.float32)
+    # a real chunk has length > 0; a vector mask, as Triton 3.6's interpreter rejects `scalar & vector`
+    tl.store(partials_ptr + chunk * vec + cols, tl.sum(acc, axis=0), mask=in_row & (tl.zeros_like(cols) < length))
+
+
+@triton.jit
 def _segment_update_kernel(
     rows_ptr,
     occ_offsets_ptr,
     occ_segments_ptr,
     grad_ptr,
+    chunk_start_ptr,
+    partials_ptr,
     weights_ptr,
     state0_ptr,
     state1_ptr,
@@ -126,6 +167,7 @@ def _segment_update_kernel(
     factor,
     step_size,
     OPT: tl.constexpr,
+    HAS_CHUNKS: tl.constexpr,
     BLOCK_S: tl.constexpr,
     BLOCK_V: tl.constexpr,
 ):
@@ -135,13 +177,27 @@ def _segment_update_kernel(
     tile = in_range[:, None] & (cols < vec)[None, :]
     start = tl.load(occ_offsets_ptr + index, mask=in_range, other=0)
     count = tl.load(occ_offsets_ptr + index + 1, mask=in_range, other=0) - start
+    items = count
+    if HAS_CHUNKS:  # a row split into chunks adds its chunks' partial sums instead of its occurrences
+        first_chunk = tl.load(chunk_start_ptr + index, mask=in_range, other=0)
+        num_chunks = tl.load(chunk_start_ptr + index + 1, mask=in_range, other=0) - first_chunk
+        chunked = num_chunks > 0
+        items = tl.where(chunked, num_chunks, count)
     acc = tl.zeros([BLOCK_S, BLOCK_V], dtype=tl.float32)
-    for j in range(0, tl.max(count, axis=0)):
-        taken = j < count
+    for j in range(0, tl.max(items, axis=0)):
+        taken = j < items
         segment = tl.load(occ_segments_ptr + tl.minimum(start + j, last_occurrence))  # see _pooled_sum_kernel
         # a half gradient is widened as it is loaded: the same float32 values as widening it beforehand
-        grad = tl.load(grad_ptr + segment[:, None] * vec + cols[None, :], mask=taken[:, None] & tile, other=0.0)
-        acc += grad.to(tl.float32)
+        if HAS_CHUNKS:
+            grad = tl.load(
+                grad_ptr + segment[:, None] * vec + cols[None, :], mask=(taken & ~chunked)[:, None] & tile, other=0.0
+            )
+            where_partial = (first_chunk + j)[:, None] * vec + cols[None, :]
+            partial = tl.load(partials_ptr + where_partial, mask=(taken & chunked)[:, None] & tile, other=0.0)
+            acc += tl.where(chunked[:, None], partial, grad.to(tl.float32))
+        else:
+            grad = tl.load(grad_ptr + segment[:, None] * vec + cols[None, :], mask=taken[:, None] & tile, other=0.0)
+            acc += grad.to(tl.float32)
     g = acc * grad_scale
     if OPT == 0:
         tl.store(summed_ptr + index[:, None] * vec + cols[None, :], g, mask=tile)
@@ -174,6 +230,47 @@ def _segment_update_kernel(
         tl.store(weights_ptr + where, w, mask=tile)
 
 
+def _chunk_partials(
+    captured: CapturedGradient, block_v: int, chunk_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(first chunk of every row `[U + 1]`, partial sums `[chunks, V]`) of the rows of more than
+    `chunk_size` occurrences, or None where no row has that many. Sized without reading the device."""
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(
+            f"chunk_size is {chunk_size}; expected a positive number of occurrences per program, or None to sum "
+            f"each row in one program. Pass CHUNK_SIZE ({CHUNK_SIZE}) or leave it out."
+        )
+    num_occurrences, num_rows = captured.occurrence_segments.numel(), captured.rows.numel()
+    if chunk_size is None or num_occurrences <= chunk_size:
+        return None
+    offsets, vec = captured.occurrence_offsets, captured.grad_output.shape[1]
+    counts = offsets[1:] - offsets[:-1]
+    num_chunks = torch.where(counts > chunk_size, (counts + chunk_size - 1) // chunk_size, 0)
+    chunk_start = torch.zeros_like(offsets)
+    torch.cumsum(num_chunks, 0, out=chunk_start[1:])
+    # at most n // (chunk_size + 1) rows are chunked, each into at most count / chunk_size + 1 chunks
+    bound = num_occurrences // chunk_size + num_occurrences // (chunk_size + 1)
+    chunk_ids = torch.arange(bound, device=offsets.device)
+    chunk_rows = torch.searchsorted(chunk_start[1:], chunk_ids, right=True)  # num_rows past the last chunk
+    partials = torch.empty(bound, vec, dtype=torch.float32, device=offsets.device)
+    block_o = max(1, min(2048 // block_v, triton.next_power_of_2(chunk_size)))
+    _chunk_sum_kernel[(bound, triton.cdiv(vec, block_v))](
+        chunk_rows,
+        chunk_start,
+        offsets,
+        captured.occurrence_segments,
+        captured.grad_output,
+        partials,
+        num_rows,
+        num_occurrences - 1,
+        vec,
+        chunk_size,
+        BLOCK_O=block_o,
+        BLOCK_V=block_v,
+    )
+    return chunk_start, partials
+
+
 def _launch(
     captured: CapturedGradient,
     weights: torch.Tensor,
@@ -184,11 +281,14 @@ def _launch(
     lr: float = 0.0,
     config: SparseOptimizerConfig | None = None,
     step_size: float = 0.0,
+    chunk_size: int | None = CHUNK_SIZE,
 ) -> None:
     num_rows, vec = captured.rows.numel(), captured.grad_output.shape[1]
     if num_rows == 0:
         return
     block_s, block_v = _tiles(vec)
+    chunks = _chunk_partials(captured, block_v, chunk_size)
+    chunk_start, partials = chunks if chunks is not None else (captured.occurrence_offsets, summed)  # unread
     state0 = states[0] if states else weights
     state1 = states[1] if len(states) > 1 else weights
     cfg = config or SparseOptimizerConfig()
@@ -197,6 +297,8 @@ def _launch(
         captured.occurrence_offsets,
         captured.occurrence_segments,
         captured.grad_output,
+        chunk_start,
+        partials,
         weights,
         state0,
         state1,
@@ -212,15 +314,21 @@ def _launch(
         float(cfg.momentum_factor),
         float(step_size),
         OPT=opt,
+        HAS_CHUNKS=chunks is not None,
         BLOCK_S=block_s,
         BLOCK_V=block_v,
     )
 
 
-def segment_sum(captured: CapturedGradient) -> torch.Tensor:
+def segment_sum(captured: CapturedGradient, *, chunk_size: int | None = CHUNK_SIZE) -> torch.Tensor:
+    """Σ of the output gradient over the occurrences of each captured row, float32 `[U, V]`.
+
+    `chunk_size=None` sums every row in one program, whatever its number of occurrences (the path before
+    chunking, kept to compare against).
+    """
     vec = captured.grad_output.shape[1]
     summed = torch.empty(captured.rows.numel(), vec, dtype=torch.float32, device=captured.grad_output.device)
-    _launch(captured, summed, [], summed, _OPT_CODES["none"], 1.0)
+    _launch(captured, summed, [], summed, _OPT_CODES["none"], 1.0, chunk_size=chunk_size)
     return summed
 
 
@@ -232,10 +340,15 @@ def fused_update(
     lr: float,
     grad_scale: float,
     step: int,
+    *,
+    chunk_size: int | None = CHUNK_SIZE,
 ) -> None:
-    """Segment-sum + optimizer update of every captured row, in place (SGD, AdaGrad, local updates)."""
+    """Segment-sum + optimizer update of every captured row, in place (SGD, AdaGrad, local updates).
+
+    `chunk_size` as in `segment_sum`: each row is still updated once, from its whole summed gradient.
+    """
     step_size = adam_step_size(config, lr, step) if config.kind == "adam" else 0.0
-    _launch(captured, weights, states, weights, _OPT_CODES[config.kind], grad_scale, lr, config, step_size)
+    _launch(captured, weights, states, weights, _OPT_CODES[config.kind], grad_scale, lr, config, step_size, chunk_size)
 
 
 @triton.jit
@@ -287,9 +400,11 @@ def fused_global_update(
     lr: float,
     grad_scale: float,
     step: int,
+    *,
+    chunk_size: int | None = CHUNK_SIZE,
 ) -> None:
     """Update_t.Global of Adam / MomentumSGD / Nesterov: touched rows fused, then one pass over the rest."""
-    fused_update(config, weights, states, captured, lr, grad_scale, step)
+    fused_update(config, weights, states, captured, lr, grad_scale, step, chunk_size=chunk_size)
     num_rows, vec = weights.shape
     if num_rows == 0:
         return

@@ -22,6 +22,13 @@ from tests.embedding.test_sparse_embedding_reference import (
     make_batch,
     make_config,
 )
+from tests.embedding.test_triton_kernels import (
+    check_chunked_fused_update_of_a_hot_row,
+    check_chunked_kernels_on_captures_without_rows,
+    check_chunked_segment_sum_of_a_hot_row,
+    check_chunked_segment_sum_when_every_row_needs_two_chunks,
+    check_chunked_updates_of_fixed_size_and_compact_captures,
+)
 
 pytestmark = [
     pytest.mark.device,
@@ -185,3 +192,38 @@ def test_a_cpu_batch_for_a_cuda_one_hot_table_is_checked_before_its_copy():
     batch = SparseBatch(keys, torch.arange(slots + 1, dtype=torch.int64), slots)
     with pytest.raises(ValueError, match=rf"one-hot key {keys[-1].item()} of slot {slots - 1} is outside"):
         embedding(batch)
+
+
+@needs_triton
+@pytest.mark.parametrize("vec", [1, 16, 128, 300])
+@pytest.mark.parametrize("chunk_size", [5, 64])
+def test_triton_chunked_segment_sum_of_a_hot_row_is_within_float32_rounding_of_float64(vec, chunk_size):
+    check_chunked_segment_sum_of_a_hot_row(vec, chunk_size, "cuda")
+
+
+@needs_triton
+def test_triton_chunked_segment_sum_when_every_row_needs_two_chunks():
+    check_chunked_segment_sum_when_every_row_needs_two_chunks("cuda")
+
+
+@needs_triton
+@pytest.mark.parametrize("vec", [1, 16, 128, 300])
+@pytest.mark.parametrize("update_type", ["local", "global"])
+@pytest.mark.parametrize("kind", ["sgd", "adagrad", "momentum_sgd", "nesterov", "adam"])
+def test_triton_chunked_fused_update_of_a_hot_row_matches_the_unchunked_update_and_float64(kind, update_type, vec):
+    check_chunked_fused_update_of_a_hot_row(kind, update_type, vec, "cuda")
+
+
+@needs_triton
+@pytest.mark.parametrize("update_type", ["local", "global"])
+@pytest.mark.parametrize("kind", ["sgd", "adagrad", "momentum_sgd", "nesterov", "adam"])
+def test_triton_chunked_updates_of_fixed_size_and_compact_captures_of_a_hot_row_are_equal(kind, update_type):
+    check_chunked_updates_of_fixed_size_and_compact_captures(kind, update_type, "cuda")
+
+
+@needs_triton
+@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("case", ["no segments", "empty segments", "only unseen keys"])
+@pytest.mark.parametrize("kind", ["sgd", "adagrad", "momentum_sgd", "nesterov", "adam"])
+def test_triton_chunked_kernels_leave_the_table_alone_for_captures_without_rows(kind, case, fixed):
+    check_chunked_kernels_on_captures_without_rows(kind, case, fixed, "cuda")
