@@ -7,7 +7,6 @@ device; the model pulls batches with `next_batch()`. `set_source("")` restarts t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch
 
@@ -52,6 +51,7 @@ class FacadeReader(IDataReader):
         self._cache: list[Batch] = []
         self._cache_full = False  # all batches to cache are in (the cap reached or the source ended)
         self._replayed = 0
+        self.last_batch: Batch | None = None  # the batch of the last read_a_batch_to_device()
         self._loader: Loader | None = None
         self._iterator: Iterator[Batch] | None = None
         self._eof = False
@@ -126,7 +126,7 @@ class FacadeReader(IDataReader):
             self.start()
 
     def is_started(self) -> bool:
-        return self._iterator is not None
+        return self._iterator is not None or self._cache_full
 
     def ready_to_collect(self) -> bool:
         return self._iterator is not None and not self._eof
@@ -150,8 +150,6 @@ class FacadeReader(IDataReader):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, source={self._source!r})"
-
-    last_batch: Any = None
 
 
 class DataReader32(FacadeReader):
