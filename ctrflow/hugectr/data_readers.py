@@ -13,7 +13,8 @@ import torch
 from ctrflow.readers import Loader, make_reader
 from ctrflow.readers.types import Batch, DataSpec, ReaderKind, ReaderOptions
 
-READER_KINDS: dict[str, ReaderKind] = {"Norm": "norm", "Raw": "raw", "Parquet": "parquet"}
+# RawAsync (v3.5's io_uring reader of Raw files for MLPerf DLRM) reads the same files as Raw
+READER_KINDS: dict[str, ReaderKind] = {"Norm": "norm", "Raw": "raw", "Parquet": "parquet", "RawAsync": "raw"}
 
 
 class IDataReader:

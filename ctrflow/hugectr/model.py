@@ -495,6 +495,9 @@ class Model:
             raise NotImplementedError(
                 f"DataReaderType_t.{plain(reader.data_reader_type)} is not built in ctrflow; use Norm, Raw or Parquet."
             )
+        shuffle = kind == "raw"  # formats spec §2: the training batch order of Raw data is shuffled
+        if plain(reader.data_reader_type) == "RawAsync":
+            shuffle = self._raw_async_shuffle(spec.dense_dim)
         cls = DataReader64 if self.solver.i64_input_key else DataReader32
         common = {
             "key_type": "i64" if self.solver.i64_input_key else "i32",
@@ -509,7 +512,7 @@ class Model:
             batch_size=self.solver.batchsize,
             repeat=repeat,
             num_samples=int(reader.num_samples),
-            shuffle_batches=kind == "raw",
+            shuffle_batches=shuffle,
             **common,  # type: ignore[arg-type]
         )
         eval_options = ReaderOptions(
@@ -523,6 +526,16 @@ class Model:
         cache = {"cache_batches": int(reader.cache_eval_data)}
         evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **ranks, **cache)
         return train, evaluation
+
+    def _raw_async_shuffle(self, dense_dim: int) -> bool:
+        """RawAsync reads Raw files; `async_param.shuffle` sets the batch shuffle (its I/O settings do not apply)."""
+        async_param = self.reader_params.async_param
+        if plain(async_param.aligned_type) == "Auto" and dense_dim % 8:
+            raise NotImplementedError(
+                f"AsyncParam(aligned_type=Alignment_t.Auto) pads the dense input ({dense_dim} wide) to a multiple of "
+                "8, which ctrflow does not do; use Alignment_t.Non (the results are the same)."
+            )
+        return bool(async_param.shuffle)
 
     def _check_losses_have_labels(self) -> None:
         keyed = {n.bottoms[1] for n in self.graph.nodes if isinstance(n.module, Loss)}

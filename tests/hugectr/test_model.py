@@ -180,3 +180,60 @@ def test_cache_eval_data_replays_batches_kept_on_the_device(norm_data):
     again = [reader.next_batch() for _ in range(2)]
     assert all(a is b for a, b in zip(first, again, strict=True))  # replayed from the device, not re-read
     assert reader.is_started()
+
+
+@pytest.fixture(scope="module")
+def raw_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    from hugectr.tools import DataGenerator, DataGeneratorParams
+
+    root = tmp_path_factory.mktemp("raw_async")
+    params = DataGeneratorParams(
+        format=hugectr.DataReaderType_t.Raw, label_dim=1, dense_dim=3, num_slot=len(SLOT_SIZES), i64_input_key=False,
+        source=f"{root}/train.bin", eval_source=f"{root}/eval.bin", slot_size_array=SLOT_SIZES,
+        num_samples=BATCH * 10, eval_num_samples=BATCH * 4, teacher_labels=True, seed=2,
+    )  # fmt: skip
+    DataGenerator(params).generate()
+    return f"{root}/train.bin", f"{root}/eval.bin"
+
+
+def raw_async_model(raw_data, aligned_type) -> hugectr.Model:
+    train, evaluation = raw_data
+    model = hugectr.Model(
+        hugectr.CreateSolver(seed=1, batchsize=BATCH, batchsize_eval=BATCH, max_eval_batches=4, vvgpu=[[0]],
+                             is_dlrm=True),
+        hugectr.DataReaderParams(data_reader_type=hugectr.DataReaderType_t.RawAsync, source=[train],
+                                 eval_source=evaluation, check_type=hugectr.Check_t.Non, num_samples=BATCH * 10,
+                                 eval_num_samples=BATCH * 4, slot_size_array=SLOT_SIZES,
+                                 async_param=hugectr.AsyncParam(4, 4, 512000, 2, 512, True, aligned_type)),
+        hugectr.CreateOptimizer(optimizer_type=hugectr.Optimizer_t.SGD),
+    )  # fmt: skip
+    L, D = hugectr.Layer_t, hugectr.DenseLayer
+    model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=3, dense_name="dense",
+                            data_reader_sparse_param_array=[
+                                hugectr.DataReaderSparseParam("data1", 1, True, len(SLOT_SIZES))]))  # fmt: skip
+    model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.HybridSparseEmbedding,
+                                      workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
+                                      sparse_embedding_name="emb", bottom_name="data1",
+                                      slot_size_array=SLOT_SIZES))  # fmt: skip
+    model.add(D(layer_type=L.Reshape, bottom_names=["emb"], top_names=["flat"], leading_dim=16))
+    model.add(D(layer_type=L.Concat, bottom_names=["flat", "dense"], top_names=["x"]))
+    model.add(D(layer_type=L.InnerProduct, bottom_names=["x"], top_names=["logit"], num_output=1))
+    model.add(D(layer_type=L.BinaryCrossEntropyLoss, bottom_names=["logit", "label"], top_names=["loss"]))
+    model.compile()
+    return model
+
+
+def test_the_raw_async_reader_of_dlrm_scripts_reads_raw_files(raw_data):
+    model = raw_async_model(raw_data, hugectr.Alignment_t.Non)
+    model.start_data_reading()
+    for _ in range(12):  # past the end of the 10 training batches: repeat mode wraps
+        model.set_learning_rate(0.1)
+        assert model.train()
+        assert math.isfinite(model.get_current_loss())
+    assert 0.0 <= evaluate(model) <= 1.0
+
+
+def test_raw_async_dense_padding_is_reported_as_not_built(raw_data):
+    model = raw_async_model(raw_data, hugectr.Alignment_t.Auto)
+    with pytest.raises(NotImplementedError, match=r"pads the dense input \(3 wide\) to a multiple of 8"):
+        model.start_data_reading()
