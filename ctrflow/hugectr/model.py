@@ -249,6 +249,8 @@ class Model:
             self.replicas.build(self.seed, self._construction, self._added, (names, weights))
             return
         metrics = [plain(m) for m in self.solver.metrics_spec]
+        # HugeCTR seeds every generator from the global seed: Dropout masks come from torch's generator
+        torch.manual_seed(self.seed)
         planner = Planner(device=str(self.device))
         self.network = planner.plan(
             self.graph,

@@ -237,3 +237,32 @@ def test_raw_async_dense_padding_is_reported_as_not_built(raw_data):
     model = raw_async_model(raw_data, hugectr.Alignment_t.Auto)
     with pytest.raises(NotImplementedError, match=r"pads the dense input \(3 wide\) to a multiple of 8"):
         model.start_data_reading()
+
+
+def test_the_solver_seed_makes_dropout_runs_repeat_exactly(norm_data):
+    def losses() -> list[float]:
+        model = small_model(norm_data, layers=False, seed=123)
+        L, D = hugectr.Layer_t, hugectr.DenseLayer
+        model.add(hugectr.Input(label_dim=1, label_name="label", dense_dim=3, dense_name="dense",
+                                data_reader_sparse_param_array=[
+                                    hugectr.DataReaderSparseParam("data1", 1, True, len(SLOT_SIZES))]))  # fmt: skip
+        model.add(hugectr.SparseEmbedding(embedding_type=hugectr.Embedding_t.DistributedSlotSparseEmbeddingHash,
+                                          workspace_size_per_gpu_in_mb=1, embedding_vec_size=4, combiner="sum",
+                                          sparse_embedding_name="emb", bottom_name="data1"))  # fmt: skip
+        model.add(D(layer_type=L.Reshape, bottom_names=["emb"], top_names=["flat"], leading_dim=16))
+        model.add(D(layer_type=L.Dropout, bottom_names=["flat"], top_names=["drop"], dropout_rate=0.5))
+        model.add(D(layer_type=L.InnerProduct, bottom_names=["drop"], top_names=["logit"], num_output=1))
+        model.add(D(layer_type=L.BinaryCrossEntropyLoss, bottom_names=["logit", "label"], top_names=["loss"]))
+        model.compile()
+        model.start_data_reading()
+        result = []
+        for _ in range(5):
+            model.set_learning_rate(0.01)
+            model.train()
+            result.append(model.get_current_loss())
+        return result
+
+    torch.manual_seed(999)  # whatever the process's generator holds, the solver seed decides
+    first = losses()
+    torch.manual_seed(1)
+    assert losses() == first
