@@ -17,46 +17,40 @@ from ctrflow.dense.argument_validation import require_rank, require_same_shapes
 from ctrflow.dense.types import Layer, Shape
 
 
-class Add(Layer):
-    """`y = Σ xᵢ` over two or more bottoms of one shape."""
+class _SameShapeMerge(Layer):
+    """Base of the element-wise merges: two or more bottoms of one shape, a top of that shape."""
 
-    layer_type = "Add"
     min_inputs = 2
     max_inputs = None
 
     def __init__(self, input_shapes: Sequence[Shape], *, name: str = "") -> None:
         super().__init__(input_shapes, name=name)
         self.output_shapes = [require_same_shapes(self)]
+
+
+class Add(_SameShapeMerge):
+    """`y = Σ xᵢ` over two or more bottoms of one shape."""
+
+    layer_type = "Add"
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return functools.reduce(operator.add, inputs)
 
 
-class Sub(Layer):
+class Sub(_SameShapeMerge):
     """`y = x₀ − x₁` for two bottoms of one shape."""
 
     layer_type = "Sub"
-    min_inputs = 2
     max_inputs = 2
-
-    def __init__(self, input_shapes: Sequence[Shape], *, name: str = "") -> None:
-        super().__init__(input_shapes, name=name)
-        self.output_shapes = [require_same_shapes(self)]
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         return x0 - x1
 
 
-class ElementwiseMultiply(Layer):
+class ElementwiseMultiply(_SameShapeMerge):
     """`y = Π xᵢ` over two or more bottoms of one shape."""
 
     layer_type = "ElementwiseMultiply"
-    min_inputs = 2
-    max_inputs = None
-
-    def __init__(self, input_shapes: Sequence[Shape], *, name: str = "") -> None:
-        super().__init__(input_shapes, name=name)
-        self.output_shapes = [require_same_shapes(self)]
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return functools.reduce(operator.mul, inputs)
