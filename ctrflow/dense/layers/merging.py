@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 
@@ -21,7 +22,7 @@ class _SameShapeMerge(Layer):
     """Base of the element-wise merges: two or more bottoms of one shape, a top of that shape."""
 
     min_inputs = 2
-    max_inputs = None
+    max_inputs: ClassVar[int | None] = None
 
     def __init__(self, input_shapes: Sequence[Shape], *, name: str = "") -> None:
         super().__init__(input_shapes, name=name)
