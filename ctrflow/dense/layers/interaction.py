@@ -4,6 +4,8 @@ Bottoms are `[dense [B, d], emb [B, S, d]]`. With n = S + 1 and Z = [dense; emb�
 sample), the top row is `[dense, (Z·Zᵀ)[i, j] for i > j (torch.tril_indices(n, n, -1) order), 0]`, of
 width `d + n(n−1)/2 + 1`. The final padding element is always 0 (v3.5 leaves it uninitialised in
 float32).
+On CUDA the layer runs the fused kernels of `interaction_kernel` (Gram matrix, triangle and concat in one
+pass each way); the torch code here is their reference and the path everywhere else.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from ctrflow.dense.argument_validation import require_rank
 from ctrflow.dense.types import Layer, Shape
+from ctrflow.embedding.kernel_choice import use_triton
 
 
 class Interaction(Layer):
@@ -58,9 +61,19 @@ class Interaction(Layer):
         self.output_shapes = [(batch, width)] * num_tops
 
     def forward(self, dense: torch.Tensor, emb: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        out = self._kernel(dense, emb) if use_triton(emb) else self._torch(dense, emb)
+        return out if len(self.output_shapes) == 1 else (out, out)
+
+    def _kernel(self, dense: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        from ctrflow.dense.layers import interaction_kernel
+
+        if not interaction_kernel.fits(self.num_features, emb.shape[2]):
+            return self._torch(dense, emb)
+        return interaction_kernel.dot_interaction(dense, emb)
+
+    def _torch(self, dense: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         features = torch.cat([dense.unsqueeze(1).to(emb.dtype), emb], dim=1)
         gram = torch.bmm(features, features.transpose(1, 2))
         pairs = gram.flatten(1).index_select(1, self.pair_index)
         pad = torch.zeros((dense.shape[0], 1), dtype=pairs.dtype, device=pairs.device)
-        out = torch.cat([dense.to(pairs.dtype), pairs, pad], dim=1)
-        return out if len(self.output_shapes) == 1 else (out, out)
+        return torch.cat([dense.to(pairs.dtype), pairs, pad], dim=1)
