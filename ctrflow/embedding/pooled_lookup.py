@@ -191,18 +191,51 @@ def summed_gradients(captured: CapturedGradient) -> torch.Tensor:
     )
 
 
-def apply_captured(shard: EmbeddingShard, captured: list[CapturedGradient], lr: float, grad_scale: float) -> None:
-    """One optimizer step of `shard` from the gradients captured since the last step."""
+def splits_global_update(shard: EmbeddingShard) -> bool:
+    """Whether the Triton kernels update `shard` as touched rows + a separate pass over the untouched rows
+    (Update_t.Global of Adam, MomentumSGD and Nesterov on CUDA); `start_untouched_update` may then run early."""
+    optimizer = shard.config.optimizer
+    fusable_global = optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "global"
+    return fusable_global and use_triton(shard.weights)
+
+
+def start_untouched_update(shard: EmbeddingShard, touched_rows: torch.Tensor, lr: float) -> None:
+    """The untouched-row pass of the coming step (its step count is `shard.step_count + 1`), on the current
+    stream; `apply_captured(..., untouched_done=True)` then updates only the touched rows."""
+    from ctrflow.embedding import triton_kernels
+
+    config, step = shard.config.optimizer, shard.step_count + 1
+    triton_kernels.untouched_update(config, shard.weights, shard.states, touched_rows, lr, step)
+
+
+def apply_captured(
+    shard: EmbeddingShard,
+    captured: list[CapturedGradient],
+    lr: float,
+    grad_scale: float,
+    *,
+    untouched_done: bool = False,
+) -> None:
+    """One optimizer step of `shard` from the gradients captured since the last step.
+
+    `untouched_done`: `start_untouched_update` already ran this step's pass over the untouched rows.
+    """
     optimizer = shard.config.optimizer
     fusable = optimizer.kind in _FUSED_KINDS or (
         optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "local"
     )
     fusable_global = optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "global"
+    if untouched_done and not (len(captured) == 1 and splits_global_update(shard)):
+        raise RuntimeError(
+            f'Embedding "{shard.config.name}": the untouched rows were updated at the forward, but the step '
+            f"has {len(captured)} captured backward passes; announce a step only before its single forward."
+        )
     if len(captured) == 1 and (fusable or fusable_global) and use_triton(shard.weights):
         from ctrflow.embedding import triton_kernels
 
         shard.step_count += 1
-        update = triton_kernels.fused_global_update if fusable_global else triton_kernels.fused_update
+        whole = fusable_global and not untouched_done
+        update = triton_kernels.fused_global_update if whole else triton_kernels.fused_update
         update(optimizer, shard.weights, shard.states, captured[0], lr, grad_scale, shard.step_count)
         return
     rows, grads = merged_gradients(captured, shard.config.embedding_vec_size, shard.device)

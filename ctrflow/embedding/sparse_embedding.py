@@ -24,7 +24,15 @@ import torch
 from torch import nn
 
 from ctrflow.embedding.one_hot_layout import check_one_hot_keys, offset_one_hot_keys
-from ctrflow.embedding.pooled_lookup import CapturedGradient, apply_captured, capture_gradient, lookup_rows, pooled_sum
+from ctrflow.embedding.pooled_lookup import (
+    CapturedGradient,
+    apply_captured,
+    capture_gradient,
+    lookup_rows,
+    pooled_sum,
+    splits_global_update,
+    start_untouched_update,
+)
 from ctrflow.embedding.shard import EmbeddingShard
 from ctrflow.embedding.types import EmbeddingConfig
 from ctrflow.readers.types import SparseBatch
@@ -124,6 +132,9 @@ class SparseEmbedding(nn.Module):
         )
         self._anchor = torch.zeros(0, device=device, requires_grad=True)
         self._captured: list[CapturedGradient] = []
+        self._announced_lr: float | None = None
+        self._side_stream: torch.cuda.Stream | None = None
+        self._untouched_started = False
 
     @property
     def capacity(self) -> int:
@@ -151,6 +162,9 @@ class SparseEmbedding(nn.Module):
             )
         insert = self.training and not self.frozen
         rows = lookup_rows(self.shard, keys, insert, key_slots)
+        announced, self._announced_lr = self._announced_lr, None
+        if insert and announced is not None and splits_global_update(self.shard):
+            self._start_untouched_update(rows, announced)
         out_dtype = self._autocast_dtype()
         # the table is float32: keep autocast from lowering the sums, round once at the end
         with torch.autocast(device_type=device.type, enabled=False):
@@ -170,6 +184,39 @@ class SparseEmbedding(nn.Module):
             return None
         return torch.get_autocast_dtype(device_type)
 
+    def announce_step(self, lr: float) -> None:
+        """Tell the table the learning rate of the training step whose forward comes next.
+
+        With Update_t.Global of Adam, MomentumSGD or Nesterov on CUDA, that forward then starts the
+        zero-gradient update of every row its batch does not touch, on a side stream: those rows do not
+        depend on this step's gradients, so the whole-table pass overlaps the rest of the step, and `step`
+        updates only the touched rows. The step must then come with this `lr` after one forward and backward.
+        Elsewhere announcing changes nothing.
+        """
+        self._announced_lr = None if self.frozen else float(lr)
+
+    def _start_untouched_update(self, rows: torch.Tensor, lr: float) -> None:
+        if self._untouched_started:
+            raise RuntimeError(
+                f'Embedding "{self.config.name}": a second training forward in an announced step; announce a '
+                "step only before its single forward."
+            )
+        device = self.shard.device
+        if self._side_stream is None:
+            self._side_stream = torch.cuda.Stream(device)
+        self._side_stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(self._side_stream):
+            start_untouched_update(self.shard, rows, lr)
+        rows.record_stream(self._side_stream)
+        self._untouched_started = True
+
+    def _join_untouched_update(self) -> bool:
+        """Make the current stream wait for a started untouched-row pass; whether one was started."""
+        started, self._untouched_started = self._untouched_started, False
+        if started and self._side_stream is not None:
+            torch.cuda.current_stream(self.shard.device).wait_stream(self._side_stream)
+        return started
+
     def step(self, lr: float, grad_scale: float = 1.0) -> None:
         """Apply the sparse optimizer to the rows captured since the last step, then forget them.
 
@@ -180,14 +227,16 @@ class SparseEmbedding(nn.Module):
         if not isinstance(lr, (int, float)) or lr < 0:
             raise ValueError(f'Embedding "{self.config.name}": lr must be a number >= 0, received {lr!r}.')
         captured, self._captured = self._captured, []
+        untouched_done = self._join_untouched_update()
         if self.frozen:
             return
-        apply_captured(self.shard, captured, float(lr), float(grad_scale))
+        apply_captured(self.shard, captured, float(lr), float(grad_scale), untouched_done=untouched_done)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop captured gradients without applying them."""
         super().zero_grad(set_to_none)
         self._captured = []
+        self._join_untouched_update()
 
     # -- pass-throughs to the shard ------------------------------------------------------------------------
 

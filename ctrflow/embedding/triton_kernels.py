@@ -405,12 +405,28 @@ def fused_global_update(
 ) -> None:
     """Update_t.Global of Adam / MomentumSGD / Nesterov: touched rows fused, then one pass over the rest."""
     fused_update(config, weights, states, captured, lr, grad_scale, step, chunk_size=chunk_size)
+    untouched_update(config, weights, states, captured.rows, lr, step)
+
+
+def untouched_update(
+    config: SparseOptimizerConfig,
+    weights: torch.Tensor,
+    states: list[torch.Tensor],
+    touched_rows: torch.Tensor,
+    lr: float,
+    step: int,
+) -> None:
+    """The zero-gradient step of Update_t.Global on every row not in `touched_rows` (-1 entries ignored).
+
+    It does not read this step's gradients, so it may run beside the rest of the step on another stream
+    (see `SparseEmbedding.announce_step`); the touched rows are left to `fused_update`.
+    """
     num_rows, vec = weights.shape
     if num_rows == 0:
         return
     # one extra entry takes the -1 rows of a fixed-size capture (the kernel reads the first num_rows)
     touched = torch.zeros(num_rows + 1, dtype=torch.int8, device=weights.device)
-    touched[torch.where(captured.rows >= 0, captured.rows, num_rows)] = 1
+    touched[torch.where(touched_rows >= 0, touched_rows, num_rows)] = 1
     step_size = adam_step_size(config, lr, step) if config.kind == "adam" else 0.0
     block_s, block_v = _tiles(vec)
     _untouched_rows_kernel[(triton.cdiv(num_rows, block_s), triton.cdiv(vec, block_v))](

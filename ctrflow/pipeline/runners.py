@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 import torch.distributed as dist
@@ -64,6 +64,7 @@ class LocalRunner:
         self.sparse_lr = 0.0
         self.dense_frozen = False
         self._last_loss: torch.Tensor | float = float("nan")
+        self._stream: torch.cuda.Stream | None = None
         default_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.autocast_dtype = autocast_dtype or default_dtype
         if mixed_precision and self.device.type != "cuda" and self.autocast_dtype == torch.float16:
@@ -82,10 +83,33 @@ class LocalRunner:
 
     # -------------------------------------------------------------------------------------- steps
     def train_step(self, batch: Batch) -> None:
-        """One step on `batch` (already on the device); `last_loss` reads its reported loss."""
+        """One step on `batch` (already on the device); `last_loss` reads its reported loss.
+
+        On CUDA the step runs on a high-priority stream, ordered after the caller's stream and before its
+        later work: background passes that overlap the step on ordinary streams (an embedding's
+        whole-table update, see `SparseEmbedding.announce_step`) then take only the SMs the step leaves idle.
+        """
+        with self._priority_stream():
+            self._train_step(batch)
+
+    @contextmanager
+    def _priority_stream(self) -> Iterator[None]:
+        if self.device.type != "cuda":
+            yield
+            return
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(self.device, priority=-100)  # clamped to the highest priority
+        caller = torch.cuda.current_stream(self.device)
+        self._stream.wait_stream(caller)
+        with torch.cuda.stream(self._stream):
+            yield
+        caller.wait_stream(self._stream)
+
+    def _train_step(self, batch: Batch) -> None:
         network = self.network
         network.train()
         env: Environment = {BATCH_KEY: batch}
+        network.embed.announce_step(self.sparse_lr)  # lets whole-table updates overlap the step
         with self._autocast():
             network(env)
         objective = env[OBJECTIVE_KEY]

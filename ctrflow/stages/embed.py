@@ -36,6 +36,13 @@ class EmbedStage(Stage):
             config: EmbeddingConfig = table.config
             env[name] = table(env[config.bottom])
 
+    def announce_step(self, lr: float) -> None:
+        """The coming training step's learning rate, for tables that start their update early."""
+        for table in self.embeddings.values():
+            announce = getattr(table, "announce_step", None)
+            if announce is not None:
+                announce(lr)
+
     def step(self, lr: float, grad_scale: float = 1.0) -> None:
         """Apply each table's sparse optimizer to the rows its last backward touched."""
         for table in self.embeddings.values():

@@ -14,6 +14,7 @@ import torch
 from ctrflow.embedding import optimizers
 from ctrflow.embedding.key_index import KeyIndex
 from ctrflow.embedding.pooled_lookup import capture_gradient, pooled_sum, summed_gradients
+from ctrflow.embedding.sparse_embedding import SparseEmbedding
 from ctrflow.embedding.types import SparseOptimizerConfig
 from tests.embedding.test_sparse_embedding_reference import (
     KINDS,
@@ -114,6 +115,46 @@ def test_key_index_on_cuda_matches_cpu_rows():
 def test_cuda_training_steps_match_the_float64_reference(kind, combiner, optimizer, update_type, extra):
     config = make_config(kind, combiner, SparseOptimizerConfig(optimizer, update_type, **extra))
     check_training_against_reference(config, "cuda")
+
+
+@pytest.mark.parametrize("kind", ["distributed", "one_hot"])
+@pytest.mark.parametrize(("optimizer", "update_type", "extra"), [o for o in OPTIMIZERS if o[1] == "global"])
+def test_cuda_announced_steps_match_the_float64_reference(kind, optimizer, update_type, extra):
+    config = make_config(kind, "sum", SparseOptimizerConfig(optimizer, update_type, **extra))
+    check_training_against_reference(config, "cuda", announce=True)
+
+
+def _train_adam_global(announce: bool, steps: int = 3) -> list[torch.Tensor]:
+    config = make_config("one_hot", "sum", SparseOptimizerConfig("adam", "global"))
+    embedding = SparseEmbedding(config, device="cuda", generator=torch.Generator().manual_seed(1))
+    generator = torch.Generator().manual_seed(5)
+    for _ in range(steps):
+        if announce:
+            embedding.announce_step(0.01)
+        out = embedding(make_batch(config, generator, batch_size=16).to("cuda"))
+        (out * 2).sum().backward()
+        embedding.step(0.01)
+    return [embedding.shard.weights.clone(), *[s.clone() for s in embedding.shard.states]]
+
+
+@needs_triton
+def test_overlapped_untouched_pass_gives_bit_identical_tables():
+    started = _train_adam_global(announce=True)
+    after = _train_adam_global(announce=False)
+    for overlapped, serial in zip(started, after, strict=True):
+        assert torch.equal(overlapped, serial)
+
+
+@needs_triton
+def test_a_second_forward_in_an_announced_step_is_refused():
+    config = make_config("one_hot", "sum", SparseOptimizerConfig("adam", "global"))
+    embedding = SparseEmbedding(config, device="cuda", generator=torch.Generator().manual_seed(1))
+    batch = make_batch(config, torch.Generator().manual_seed(5)).to("cuda")
+    embedding.announce_step(0.01)
+    embedding(batch)
+    embedding.announce_step(0.01)
+    with pytest.raises(RuntimeError, match="a second training forward in an announced step"):
+        embedding(batch)
 
 
 @needs_triton

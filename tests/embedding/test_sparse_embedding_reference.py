@@ -69,14 +69,21 @@ def test_training_steps_match_the_float64_reference(kind, combiner, optimizer, u
     check_training_against_reference(config, "cpu")
 
 
-def check_training_against_reference(config: EmbeddingConfig, device: str, steps: int = 4, batch_size: int = 6) -> None:
-    """Train `steps` batches on `device` and compare outputs and the whole table after every step."""
+def check_training_against_reference(
+    config: EmbeddingConfig, device: str, steps: int = 4, batch_size: int = 6, *, announce: bool = False
+) -> None:
+    """Train `steps` batches on `device` and compare outputs and the whole table after every step.
+
+    `announce`: tell the table each step's learning rate before its forward, as `LocalRunner` does.
+    """
     generator = torch.Generator().manual_seed(7)
     embedding = SparseEmbedding(config, device=device, generator=torch.Generator().manual_seed(1))
     reference = ReferenceEmbedding(config)
     lr, grad_scale = 0.05, 0.5
     for _ in range(steps):
         batch = make_batch(config, generator, batch_size)
+        if announce:
+            embedding.announce_step(lr)
         out = embedding(batch.to(device)).cpu()
         reference.adopt(*[t.cpu() for t in embedding.dump()[:2]])  # initial values of keys this forward inserted
         np.testing.assert_allclose(out.detach().double().numpy(), reference.forward(batch), atol=ATOL, rtol=RTOL)
@@ -86,6 +93,12 @@ def check_training_against_reference(config: EmbeddingConfig, device: str, steps
         grads = reference.backward(batch, upstream.double().numpy())
         reference.step({k: grad_scale * g for k, g in grads.items()}, lr)
         assert_table_matches(embedding, reference)
+
+
+@pytest.mark.parametrize(("optimizer", "update_type", "extra"), [o for o in OPTIMIZERS if o[1] == "global"])
+def test_announced_steps_match_the_float64_reference(optimizer, update_type, extra):
+    config = make_config("one_hot", "sum", SparseOptimizerConfig(optimizer, update_type, **extra))
+    check_training_against_reference(config, "cpu", announce=True)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
