@@ -50,7 +50,7 @@ from ctrflow.readers.generator import GeneratorConfig, generate
 from ctrflow.readers.types import Batch, ReaderOptions, SparseBatch, SparseInputSpec
 
 MODELS = ("dlrm", "dcn", "wdl")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # tf32: fp32 with `enable_tf32_compute=True`
 OPTIMIZERS = ("sgd", "adam-local", "adam-global")
 LEARNING_RATES = {"sgd": 0.01, "adam-local": 0.001, "adam-global": 0.001}
 FP16_SCALER = 1024.0  # static loss scaling, as HugeCTR's mixed-precision samples
@@ -200,7 +200,7 @@ def ctrflow_runner(model: CtrflowModel, precision: str) -> LocalRunner:
     runner = LocalRunner(
         model.network,
         model.dense_optimizer,
-        mixed_precision=precision != "fp32",
+        mixed_precision=precision in ("bf16", "fp16"),
         scaler=FP16_SCALER if precision == "fp16" else 1.0,
     )
     if precision == "bf16":
@@ -320,7 +320,7 @@ def plain_trainer(model: PlainModel, optimizer: str, precision: str) -> PlainTra
 
 
 def _autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
-    if precision == "fp32":
+    if precision in ("fp32", "tf32"):
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
@@ -425,6 +425,7 @@ def measure_engine(context: Context, engine: str, shape: Shape, optimizer: str) 
         step = _step_function(model, optimizer, precision)
         name = f"{shape.model} {precision} {optimizer}"
         row = context.rows.setdefault(name, Row(name, batch=shape.batch))
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # as hugectr.Model does on compile()
         row.seconds[engine] = seconds_per_step(step, rotate(context.batches), args.warmup, args.steps, device)
         if args.profile:
             label = f"{engine} {name}"
@@ -432,6 +433,7 @@ def measure_engine(context: Context, engine: str, shape: Shape, optimizer: str) 
         if context.raw_file is not None and precision == args.precision[0]:
             row = context.rows.setdefault(name + " end-to-end Raw", Row(name + " end-to-end Raw", batch=shape.batch))
             row.seconds[engine] = end_to_end_seconds(context, shape, step)
+        torch.backends.cuda.matmul.allow_tf32 = False
     del model
     gc.collect()
     if device.type == "cuda":
@@ -471,13 +473,20 @@ def write_raw_file(shape: Shape, directory: str, seed: int, alpha: float) -> str
 
 # ---------------------------------------------------------------------------------------- ceilings, check
 def measure_ceilings(device: torch.device) -> dict[str, float]:
-    """Device copy bandwidth (bytes read + written per second) and the dense bf16 matmul rate (FLOP/s)."""
+    """Device copy bandwidth (bytes read + written per second) and dense matmul rates (FLOP/s): bf16, and
+    fp32 with TF32 off (the fp32 rows run so) and on (HugeCTR's `enable_tf32_compute=True`)."""
     copy_seconds = _timed_copy(1 << 29, device)  # 2 GiB of float32
+    rates = {"copy_bytes_per_s": 2 * (1 << 29) * 4 / copy_seconds}
     n = 8192
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    matmul_seconds = _timed(lambda: a @ b, device)
-    return {"copy_bytes_per_s": 2 * (1 << 29) * 4 / copy_seconds, "bf16_flop_per_s": 2 * n**3 / matmul_seconds}
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    for name, dtype, allow_tf32 in (("bf16", torch.bfloat16, False), ("fp32", torch.float32, False),
+                                    ("tf32", torch.float32, True)):  # fmt: skip
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        rates[f"{name}_flop_per_s"] = 2 * n**3 / _timed(lambda: a @ b, device)  # noqa: B023 (timed at once)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    return rates
 
 
 def _timed_copy(numel: int, device: torch.device) -> float:
@@ -559,7 +568,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny CPU shapes and few steps (the smoke test)")
     parser.add_argument("--end-to-end", action="store_true", help="add a row reading Raw files through Loader")
     parser.add_argument("--check", action="store_true", help="compare device and CPU losses on a small DLRM")
-    parser.add_argument("--ceilings", action="store_true", help="measure copy bandwidth and bf16 matmul rate")
+    parser.add_argument("--ceilings", action="store_true", help="measure copy bandwidth and matmul rates")
     parser.add_argument("--profile", action="store_true", help="write torch.profiler tables to --out-dir")
     parser.add_argument("--out-dir", default=".", help="where profiles and results.json go")
     parser.add_argument("--engines", nargs="+", choices=("ctrflow", "plain"), default=["ctrflow", "plain"])
@@ -600,7 +609,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         ceilings = measure_ceilings(device)
         args.copy_bytes_per_s = ceilings["copy_bytes_per_s"]
         context.notes.append(f"ceilings on {_device_name(device)}: copy {ceilings['copy_bytes_per_s'] / 1e12:.2f} TB/s "
-                             f"(read+write), bf16 matmul {ceilings['bf16_flop_per_s'] / 1e12:.0f} TFLOP/s")  # fmt: skip
+                             f"(read+write), matmul bf16 {ceilings['bf16_flop_per_s'] / 1e12:.0f}, fp32 "
+                             f"{ceilings['fp32_flop_per_s'] / 1e12:.1f}, tf32 {ceilings['tf32_flop_per_s'] / 1e12:.0f} "
+                             "TFLOP/s")  # fmt: skip
     if args.check:
         context.notes.append("check vs CPU: " + check_against_cpu(device, args.seed)[1])
     for model in args.model:
