@@ -2,13 +2,17 @@
 
 A `FacadeReader` owns one ctrflow `Reader` and the prefetching `Loader` that moves its batches to the
 device; the model pulls batches with `next_batch()`. `set_source("")` restarts the current source.
+Where the network's dense tensor is wider than the records' dense values (RawAsync with
+`Alignment_t.Auto`), the reader appends zero columns to every batch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 
 from ctrflow.readers import Loader, make_reader
 from ctrflow.readers.types import Batch, DataSpec, ReaderKind, ReaderOptions
@@ -33,6 +37,8 @@ class FacadeReader(IDataReader):
         rank, world_size: this rank keeps its contiguous share of every global batch.
         cache_batches: keep the first `cache_batches` batches on the device and replay them instead of
             reading the files again (`DataReaderParams.cache_eval_data` for the evaluation reader).
+        dense_width: the width of the dense tensor the batches leave with; the records hold `spec.dense_dim`
+            values and the columns past them are zeros (v3.5 RawAsync's `Alignment_t.Auto`). None: `spec.dense_dim`.
     """
 
     def __init__(
@@ -45,9 +51,16 @@ class FacadeReader(IDataReader):
         rank: int = 0,
         world_size: int = 1,
         cache_batches: int = 0,
+        dense_width: int | None = None,
     ):
         self.kind, self._source, self.spec, self.options, self.device = kind, source, spec, options, device
         self.rank, self.world_size = rank, world_size
+        self.dense_width = spec.dense_dim if dense_width is None else dense_width
+        if self.dense_width < spec.dense_dim:
+            raise ValueError(
+                f"{type(self).__name__}: dense_width {self.dense_width} is narrower than the {spec.dense_dim} dense "
+                "values of each record; pass a dense_width of at least spec.dense_dim (or None)."
+            )
         self.cache_batches = cache_batches
         self._cache: list[Batch] = []
         self._cache_full = False  # all batches to cache are in (the cap reached or the source ended)
@@ -101,11 +114,19 @@ class FacadeReader(IDataReader):
         except StopIteration:
             self._eof = True
             return None
+        batch = self._pad_dense(batch)
         if self.world_size == 1:
             return batch
         # formats spec §1.4: every rank reads the global batch and keeps its contiguous share
         share = self.options.batch_size // self.world_size
         return batch.rows(self.rank * share, (self.rank + 1) * share)
+
+    def _pad_dense(self, batch: Batch) -> Batch:
+        """Zero columns after the records' dense values, up to `dense_width` (v3.5's AsyncReader zero-fills them)."""
+        missing = self.dense_width - batch.dense.shape[1]
+        if missing == 0:
+            return batch
+        return dataclasses.replace(batch, dense=F.pad(batch.dense, (0, missing)))
 
     def close(self) -> None:
         if self._loader is not None:

@@ -8,6 +8,7 @@ Files (snapshots, `load_*`, graph JSON) are handled in `model_files.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import random
@@ -204,7 +205,11 @@ class Model:
         self._added.append(layer)
         if kind == "Input":
             names, dims, weights, dense_name, dense_dim, sparse = input_fields(layer)
-            self.graph.add_input(names, dims, dense_name, dense_dim, sparse)
+            width = self._network_dense_dim(dense_dim)
+            self.graph.add_input(names, dims, dense_name, width, sparse)
+            if width != dense_dim and self.graph.data_spec is not None:
+                # the records (and the graph JSON's Input) keep dense_dim; only the network's tensor is wider
+                self.graph.data_spec = dataclasses.replace(self.graph.data_spec, dense_dim=dense_dim)
             self.label_weights.update(zip(names, weights, strict=True))
         elif kind == "SparseEmbedding":
             self.graph.add_embedding(embedding_config(layer, self.opt_params, self.graph))
@@ -499,7 +504,7 @@ class Model:
             )
         shuffle = kind == "raw"  # formats spec §2: the training batch order of Raw data is shuffled
         if plain(reader.data_reader_type) == "RawAsync":
-            shuffle = self._raw_async_shuffle(spec.dense_dim)
+            shuffle = bool(reader.async_param.shuffle)  # its I/O settings do not apply to ctrflow's Raw reader
         cls = DataReader64 if self.solver.i64_input_key else DataReader32
         common = {
             "key_type": "i64" if self.solver.i64_input_key else "i32",
@@ -523,21 +528,23 @@ class Model:
             num_samples=int(reader.eval_num_samples),
             **common,  # type: ignore[arg-type]
         )
-        ranks = {"rank": self.rank, "world_size": self.world_size}
-        train = cls(kind, reader.source[0], spec, train_options, self.device, **ranks)
+        shared = {"rank": self.rank, "world_size": self.world_size, "dense_width": self._graph_dense_width()}
+        train = cls(kind, reader.source[0], spec, train_options, self.device, **shared)
         cache = {"cache_batches": int(reader.cache_eval_data)}
-        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **ranks, **cache)
+        evaluation = cls(kind, reader.eval_source, spec, eval_options, self.device, **shared, **cache)
         return train, evaluation
 
-    def _raw_async_shuffle(self, dense_dim: int) -> bool:
-        """RawAsync reads Raw files; `async_param.shuffle` sets the batch shuffle (its I/O settings do not apply)."""
-        async_param = self.reader_params.async_param
-        if plain(async_param.aligned_type) == "Auto" and dense_dim % 8:
-            raise NotImplementedError(
-                f"AsyncParam(aligned_type=Alignment_t.Auto) pads the dense input ({dense_dim} wide) to a multiple of "
-                "8, which ctrflow does not do; use Alignment_t.Non (the results are the same)."
-            )
-        return bool(async_param.shuffle)
+    def _network_dense_dim(self, dense_dim: int) -> int:
+        """The dense width the network sees: v3.5's RawAsync reader with `AsyncParam(aligned_type=Alignment_t.Auto)`
+        pads it to a multiple of 8 with zero columns; every other reader keeps `dense_dim`."""
+        reader = self.reader_params
+        if plain(reader.data_reader_type) == "RawAsync" and plain(reader.async_param.aligned_type) == "Auto":
+            return (dense_dim + 7) // 8 * 8
+        return dense_dim
+
+    def _graph_dense_width(self) -> int:
+        """The width of the Input's dense tensor in the graph, which the readers pad their batches to."""
+        return int(self.graph.tensors[self.graph.dense_name].shape[1])
 
     def _check_losses_have_labels(self) -> None:
         keyed = {n.bottoms[1] for n in self.graph.nodes if isinstance(n.module, Loss)}

@@ -233,12 +233,6 @@ def test_the_raw_async_reader_of_dlrm_scripts_reads_raw_files(raw_data):
     assert 0.0 <= evaluate(model) <= 1.0
 
 
-def test_raw_async_dense_padding_is_reported_as_not_built(raw_data):
-    model = raw_async_model(raw_data, hugectr.Alignment_t.Auto)
-    with pytest.raises(NotImplementedError, match=r"pads the dense input \(3 wide\) to a multiple of 8"):
-        model.start_data_reading()
-
-
 def test_the_solver_seed_makes_dropout_runs_repeat_exactly(norm_data):
     def losses() -> list[float]:
         model = small_model(norm_data, layers=False, seed=123)
