@@ -158,7 +158,7 @@ def _check_parquet(path: str, key_type: KeyType) -> DatasetStats:
     files = read_file_list(path)
     metadata = load_metadata(metadata_path(files[0]))
     spec = _spec(len(metadata.labels), len(metadata.conts), (len(metadata.cats),))
-    reader = ParquetReader(path, spec, ReaderOptions(batch_size=1, key_type=key_type, repeat=False))
+    reader = ParquetReader(path, spec, ReaderOptions(batch_size=1, key_type=key_type, repeat=False), engine="pyarrow")
     stats = DatasetStats("parquet", len(files), 0, spec.label_dim, spec.dense_dim, spec.total_slots)
     for file in files:
         for block in reader.iter_file(file):

@@ -5,9 +5,13 @@ label and dense in ascending index order; `cats` give the slots in ascending ind
 integer column of the key width (one key per sample) or a list column of it (multi-hot). `slot_size_array`
 adds per-slot offsets (exclusive prefix sums, by global slot) in the key type's arithmetic. `num_rows` is
 looked up in `file_stats` by basename; a file missing there is read to its real row count, with a warning.
-Files are read row group by row group with pyarrow, in file-list order, wrapping in repeat mode. While one
-row group is cut into batches, a worker thread already decodes the next (`_read_ahead`); each column is
-converted to NumPy once per row group and each batch written straight into arrays of its own.
+Files are read row group by row group, in file-list order, wrapping in repeat mode. While one row group is
+cut into batches, a worker thread already decodes the next (`_read_ahead`).
+
+Two engines decode (`parquet_cudf.choose_engine`): pyarrow, the default, which converts each column to NumPy
+once per row group and writes each batch straight into arrays of its own (`parquet_columns`); and cudf, used
+when a GPU, cudf and a probe read all work (or when forced), which hands batches whose tensors are on the GPU
+(`parquet_cudf`). Both check columns on the file footer with pyarrow and give equal batches.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import fsspec
 import numpy as np
@@ -28,7 +32,8 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from ctrflow.readers.file_list import file_type, read_file_list
-from ctrflow.readers.parquet_columns import RowGroupColumns, check_column_types
+from ctrflow.readers.parquet_columns import RowGroupColumns, check_column_types, is_list_type
+from ctrflow.readers.parquet_cudf import DeviceCutter, DeviceRowGroup, choose_engine, read_row_groups
 from ctrflow.readers.sample_block import BatchCutter, SampleBlock
 from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
 
@@ -92,12 +97,17 @@ class ParquetReader(Reader):
         spec: label/dense widths and sparse inputs; their slot count must equal the number of `cats`.
         options: batch size, key type, repeat, `slot_size_array` (per-slot key offsets).
         allow_nonfinite: accept NaN/inf in label and dense columns.
+        engine: "pyarrow", "cudf" or "auto" (cudf when a GPU, `import cudf` and a probe read work, else pyarrow,
+            with the reason logged at INFO); None reads `$CTRFLOW_PARQUET_ENGINE`, default "auto". The chosen
+            engine is in `self.engine`. With cudf, batches are on the GPU.
     """
 
     def __init__(
-        self, source: str | Sequence[str], spec: DataSpec, options: ReaderOptions, *, allow_nonfinite: bool = False
-    ) -> None:
+        self, source: str | Sequence[str], spec: DataSpec, options: ReaderOptions, *, allow_nonfinite: bool = False,
+        engine: str | None = None,
+    ) -> None:  # fmt: skip
         self.spec, self.options, self.allow_nonfinite = spec, options, allow_nonfinite
+        self.engine = choose_engine(engine)
         self._offsets = _slot_offsets(options.slot_size_array, spec.total_slots, options.key_type)
         self._metadata: dict[str, ParquetMetadata] = {}
         self._source, self._files = "", list[str]()
@@ -123,17 +133,21 @@ class ParquetReader(Reader):
 
     def __iter__(self) -> Iterator[Batch]:
         batch_size = self.options.batch_size
-        cutter = BatchCutter(batch_size, self.spec.label_dim + self.spec.dense_dim, self.spec.total_slots)
+        cutter: Any = (  # the same methods: add, flush, rows_missing
+            DeviceCutter(batch_size)
+            if self.engine == "cudf"
+            else BatchCutter(batch_size, self.spec.label_dim + self.spec.dense_dim, self.spec.total_slots)
+        )
         while True:
             rows = 0
-            groups = _read_ahead(self._row_groups(self._files))
+            groups = _read_ahead(self._row_groups(self._files, self.engine))
             try:
                 for group in groups:
                     rows += group.num_rows
                     start = 0
                     while start < group.num_rows:  # blocks end at batch boundaries: each batch gets fresh arrays
                         stop = min(group.num_rows, start + cutter.rows_missing)
-                        for full in cutter.add(group.block(start, stop, self._offsets, self.options.key_type)):
+                        for full in cutter.add(group.block(start, stop)):
                             yield full.to_batch(self.spec, batch_size)
                         start = stop
             finally:
@@ -147,28 +161,35 @@ class ParquetReader(Reader):
             yield tail.to_batch(self.spec, batch_size)
 
     def iter_file(self, path: str) -> Iterator[SampleBlock]:
-        """Every sample of one file, row group by row group."""
-        for group in self._row_groups([path]):
-            yield group.block(0, group.num_rows, self._offsets, self.options.key_type)
+        """Every sample of one file, row group by row group (read with pyarrow, as NumPy)."""
+        for group in self._row_groups([path], "pyarrow"):
+            yield cast(RowGroupColumns, group).block(0, group.num_rows)
 
-    def _row_groups(self, files: Sequence[str]) -> Generator[RowGroupColumns, None, None]:
-        """The non-empty row groups of `files` in order, read and checked, as NumPy columns."""
+    def _row_groups(self, files: Sequence[str], engine: str) -> Generator[RowGroupColumns | DeviceRowGroup, None, None]:
+        """The non-empty row groups of `files` in order, checked, as NumPy columns (pyarrow) or tensors (cudf)."""
+        key_type = self.options.key_type
         for path in files:
             metadata = self._metadata_for(path)
             self._check_counts(metadata)
             with _open(path) as parquet:
                 schema = parquet.schema_arrow
-                check_column_types(schema, metadata, path, self.options.key_type)
+                check_column_types(schema, metadata, path, key_type)
                 self._num_rows(metadata, path, parquet.metadata.num_rows)
-                wanted = [*metadata.labels, *metadata.conts, *metadata.cats]
-                names = [schema.field(i).name for i in wanted]
+                names = [schema.field(i).name for i in (*metadata.labels, *metadata.conts, *metadata.cats)]
+                width = len(metadata.labels) + len(metadata.conts)
+                if engine == "cudf":
+                    multi_hot = [is_list_type(schema.field(i).type) for i in metadata.cats]
+                    yield from read_row_groups(
+                        path, parquet.num_row_groups, names, width, multi_hot, key_type, self._offsets,
+                        allow_nonfinite=self.allow_nonfinite,
+                    )  # fmt: skip
+                    continue
                 for group in range(parquet.num_row_groups):
                     table = parquet.read_row_group(group, columns=sorted(set(names)))
                     if table.num_rows:
                         yield RowGroupColumns.of(
-                            table, names, len(metadata.labels) + len(metadata.conts), path, self.options.key_type,
-                            allow_nonfinite=self.allow_nonfinite,
-                        )  # fmt: skip
+                            table, names, width, path, key_type, self._offsets, allow_nonfinite=self.allow_nonfinite
+                        )
 
     def _metadata_for(self, path: str) -> ParquetMetadata:
         location = metadata_path(path)

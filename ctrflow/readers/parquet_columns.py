@@ -40,7 +40,7 @@ def check_column_types(schema: pa.Schema, metadata: ParquetMetadata, path: str, 
             )
     for index in metadata.cats:
         field = schema.field(index)
-        element = field.type.value_type if _is_list(field.type) else field.type
+        element = field.type.value_type if is_list_type(field.type) else field.type
         if not pa.types.is_integer(element) or element.bit_width != _KEY_WIDTH[key_type]:
             other = "i64" if key_type == "i32" else "i32"
             raise ValueError(
@@ -72,26 +72,32 @@ class RowGroupColumns:
         label_dense: the float32 label then cont columns (zero-copy views of the Arrow buffers).
         cats: one `CatColumn` per slot.
         num_rows: rows of the row group.
+        offsets: int64 per-slot key offsets (from `slot_size_array`), or None.
+        key_type: "i32" or "i64", the arithmetic the offsets are added in.
     """
 
     label_dense: list[np.ndarray]
     cats: list[CatColumn]
     num_rows: int
+    offsets: np.ndarray | None
+    key_type: str
 
     @staticmethod
     def of(
-        table: pa.Table, names: list[str], width: int, path: str, key_type: str, *, allow_nonfinite: bool
-    ) -> RowGroupColumns:
+        table: pa.Table, names: list[str], width: int, path: str, key_type: str, offsets: np.ndarray | None,
+        *, allow_nonfinite: bool,
+    ) -> RowGroupColumns:  # fmt: skip
         """Convert the columns `names` (`width` label/cont columns, then the cats) of a row group, once."""
         label_dense = label_dense_columns(table, names[:width], path, allow_nonfinite=allow_nonfinite)
-        return RowGroupColumns(label_dense, cat_columns(table, names[width:], path, key_type), table.num_rows)
+        cats = cat_columns(table, names[width:], path, key_type)
+        return RowGroupColumns(label_dense, cats, table.num_rows, offsets, key_type)
 
-    def block(self, start: int, stop: int, offsets: np.ndarray | None, key_type: str) -> SampleBlock:
-        """Rows `[start, stop)` as fresh arrays; label_dense is column-major (one plain copy per column)."""
+    def block(self, start: int, stop: int) -> SampleBlock:
+        """Rows `[start, stop)` as fresh arrays, slot offsets added; label_dense is column-major."""
         columns = pooled_empty((len(self.label_dense), stop - start), np.float32)
         for column, values in enumerate(self.label_dense):
             columns[column] = values[start:stop]
-        lengths, keys = cat_block(self.cats, start, stop, offsets, key_type)
+        lengths, keys = cat_block(self.cats, start, stop, self.offsets, self.key_type)
         return SampleBlock(columns.T, lengths, keys)
 
 
@@ -101,19 +107,30 @@ def label_dense_columns(table: pa.Table, names: list[str], path: str, *, allow_n
     for name in names:
         values = table.column(name)
         if values.null_count:
-            raise ValueError(
-                f"Parquet file {path!r}: column {name!r} has {values.null_count} nulls; "
-                "missing values are not supported. Fill them before training."
-            )
+            raise null_error(path, name, values.null_count, cat=False)
         columns.append(values.to_numpy())
     if not allow_nonfinite and not all(np.isfinite(column).all() for column in columns):
         label_dense = np.stack(columns, axis=1)
         row, column = (int(v) for v in np.argwhere(~np.isfinite(label_dense))[0])
-        raise ValueError(
-            f"Parquet file {path!r}: row {row} of this row group has {label_dense[row, column]} in column "
-            f"{names[column]!r}. Clean the dataset or pass allow_nonfinite=True."
-        )
+        raise nonfinite_error(path, row, float(label_dense[row, column]), names[column])
     return columns
+
+
+def null_error(path: str, name: str, count: int, *, cat: bool) -> ValueError:
+    """The error for a label/cont (`cat` False) or cat column `name` holding `count` nulls."""
+    kind = "cat column" if cat else "column"
+    return ValueError(
+        f"Parquet file {path!r}: {kind} {name!r} has {count} nulls; missing values are not supported. "
+        "Fill them before training."
+    )
+
+
+def nonfinite_error(path: str, row: int, value: float, name: str) -> ValueError:
+    """The error for a NaN/inf `value` in row `row` (of its row group) of the label/cont column `name`."""
+    return ValueError(
+        f"Parquet file {path!r}: row {row} of this row group has {value} in column {name!r}. "
+        "Clean the dataset or pass allow_nonfinite=True."
+    )
 
 
 def cat_columns(table: pa.Table, names: list[str], path: str, key_type: str) -> list[CatColumn]:
@@ -122,12 +139,9 @@ def cat_columns(table: pa.Table, names: list[str], path: str, key_type: str) -> 
     for name in names:
         column = table.column(name)
         if column.null_count:
-            raise ValueError(
-                f"Parquet file {path!r}: cat column {name!r} has {column.null_count} nulls; "
-                "missing values are not supported. Fill them before training."
-            )
+            raise null_error(path, name, column.null_count, cat=True)
         array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-        if _is_list(array.type):  # offsets index the whole child array, also for a sliced list array
+        if is_list_type(array.type):  # offsets index the whole child array, also for a sliced list array
             row_offsets = array.offsets.to_numpy().astype(np.int64)
             keys = _key_bits(array.values.to_numpy(zero_copy_only=False), key_type)
             columns.append(CatColumn(keys, row_offsets))
@@ -186,5 +200,6 @@ def _write_keys(keys: np.ndarray, offset: int, key_type: str, out: np.ndarray) -
         np.add(keys.view(np.uint64), np.uint64(offset), out=out.view(np.uint64))
 
 
-def _is_list(data_type: pa.DataType) -> bool:
+def is_list_type(data_type: pa.DataType) -> bool:
+    """True for a list (multi-hot) column type."""
     return pa.types.is_list(data_type) or pa.types.is_large_list(data_type)

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
+import types
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import torch
 
-from ctrflow.readers import DataSpec, ParquetReader, ReaderOptions, SparseInputSpec
+from ctrflow.readers import Batch, DataSpec, ParquetReader, ReaderOptions, SparseInputSpec
+from ctrflow.readers.parquet_cudf import ENGINE_VARIABLE, forget_engine_choice
 
 SPEC = DataSpec(1, 1, (SparseInputSpec("data", 2, (1, 3)),))
 
@@ -195,3 +202,223 @@ def test_stopping_early_ends_the_read_ahead_thread(tmp_path):
     next(batches)
     batches.close()
     assert not any(t.name.startswith("ctrflow-parquet") and t.is_alive() for t in threading.enumerate())
+
+
+# The cudf engine, checked against a stand-in: a fake `cudf` module on pyarrow that hands back CPU tensors.
+
+
+class FakeListMethods:
+    def __init__(self, array):
+        self._array = array
+
+    def len(self):
+        return FakeSeries(pc.list_value_length(self._array).cast(pa.int32()))
+
+    @property
+    def leaves(self):
+        return FakeSeries(self._array.flatten())
+
+
+class FakeSeries:
+    def __init__(self, array):
+        self._array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+    @property
+    def null_count(self):
+        return self._array.null_count
+
+    @property
+    def list(self):
+        return FakeListMethods(self._array)
+
+    def astype(self, dtype):  # C casts, as libcudf's: int32 -1 becomes int64 -1, uint64 wraps into int64
+        return FakeSeries(pc.cast(self._array, pa.from_numpy_dtype(np.dtype(dtype)), safe=False))
+
+    def to_dlpack(self):
+        return self._array.to_numpy(zero_copy_only=False).copy().__dlpack__()
+
+
+class FakeFrame:
+    def __init__(self, table):
+        self._table = table
+
+    def __len__(self):
+        return self._table.num_rows
+
+    def __getitem__(self, name):
+        return FakeSeries(self._table.column(name))
+
+
+def fake_cudf(read=None):
+    module = types.ModuleType("cudf")
+
+    def read_parquet(source, columns=None, row_groups=None):
+        parquet = pq.ParquetFile(source)
+        groups = range(parquet.num_row_groups) if row_groups is None else row_groups
+        return FakeFrame(parquet.read_row_groups(groups, columns=columns))
+
+    module.read_parquet = read or read_parquet
+    return module
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """A visible "GPU" and the stand-in cudf; the engine choice is made afresh in each test."""
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "cudf", fake_cudf())
+    forget_engine_choice()
+    yield monkeypatch
+    forget_engine_choice()
+
+
+def assert_same_batches(found, expected):
+    assert len(found) == len(expected) > 0
+    for ours, reference in zip(found, expected, strict=True):
+        assert ours.size == reference.size
+        for name in ("label", "dense"):
+            a, b = getattr(ours, name), getattr(reference, name)
+            assert a.dtype == b.dtype == torch.float32 and a.is_contiguous()
+            assert torch.equal(a, b)
+        assert list(ours.sparse) == list(reference.sparse)
+        for name, part in ours.sparse.items():
+            other = reference.sparse[name]
+            assert part.num_slots == other.num_slots
+            assert part.keys.dtype == part.offsets.dtype == torch.int64
+            assert torch.equal(part.keys, other.keys) and torch.equal(part.offsets, other.offsets)
+
+
+def both_engines(source, spec, reader_options, **kwargs):
+    cudf = ParquetReader(source, spec, reader_options, engine="cudf", **kwargs)
+    arrow = ParquetReader(source, spec, reader_options, engine="pyarrow", **kwargs)
+    assert (cudf.engine, arrow.engine) == ("cudf", "pyarrow")
+    return list(cudf), list(arrow)
+
+
+def test_cudf_one_hot_batches_equal_pyarrow_across_row_groups_files_and_offset_wrap(gpu, tmp_path):
+    paths = []
+    for index, (rows, start) in enumerate([(7, 0), (6, 7)]):
+        path = tmp_path / f"part_{index}.parquet"
+        near_max = pa.array([0xFFFFFFFF - i for i in range(start, start + rows)], pa.uint32())
+        pq.write_table(one_hot_table(rows, start).set_column(3, "C2", near_max), path, row_group_size=3)
+        paths.append(path)
+    source = write_dataset(tmp_path, [], stats=False)
+    (tmp_path / "_file_list.txt").write_text(f"{len(paths)}\n" + "".join(f"{p}\n" for p in paths))
+    spec = DataSpec(1, 1, (SparseInputSpec("data", 2, (1, 1)),))
+    found, expected = both_engines(source, spec, options(key_type="i32", slot_size_array=(100, 7)))
+    assert [b.size for b in found] == [4, 4, 4, 1]
+    assert_same_batches(found, expected)
+
+
+def test_cudf_multi_hot_batches_equal_pyarrow_with_two_sparse_inputs(gpu, tmp_path):
+    source = write_dataset(tmp_path, [table(5), table(4, start=5)])
+    spec = DataSpec(1, 1, (SparseInputSpec("one", 1, (1,)), SparseInputSpec("two", 1, (3,))))
+    for batch_size in (2, 4, 16):
+        found, expected = both_engines(source, spec, options(batch_size=batch_size, slot_size_array=(10, 5)))
+        assert_same_batches(found, expected)
+
+
+def test_cudf_reads_signed_i32_keys_as_uint32_bit_patterns_like_pyarrow(gpu, tmp_path):
+    source = write_dataset(tmp_path, [table(3, start=-2, key_type=pa.int32())])
+    found, expected = both_engines(source, SPEC, options(key_type="i32", slot_size_array=(3, 1)))
+    assert found[0].sparse["data"].keys[:2].tolist() == [0xFFFFFFFE, 1]  # -2, then -2 + 3 in uint32
+    assert_same_batches(found, expected)
+
+
+def test_cudf_repeat_mode_wraps_like_pyarrow(gpu, tmp_path):
+    source = write_dataset(tmp_path, [table(3)])
+    cudf = iter(ParquetReader(source, SPEC, options(repeat=True, batch_size=2), engine="cudf"))
+    arrow = iter(ParquetReader(source, SPEC, options(repeat=True, batch_size=2), engine="pyarrow"))
+    assert_same_batches([next(cudf) for _ in range(4)], [next(arrow) for _ in range(4)])
+
+
+def test_cudf_reports_the_same_column_errors_as_pyarrow(gpu, tmp_path):
+    bad_type = table(2).set_column(0, "label", pa.array([0.0, 1.0], pa.float64()))
+    nulls = table(2).set_column(2, "C1", pa.array([1, None], pa.int64()))
+    nonfinite = table(2).set_column(1, "I1", pa.array([0.5, float("inf")], pa.float32()))
+    for index, bad in enumerate([bad_type, nulls, nonfinite]):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        source = write_dataset(folder, [bad])
+        messages = []
+        for engine in ("cudf", "pyarrow"):
+            with pytest.raises(ValueError) as error:
+                list(ParquetReader(source, SPEC, options(), engine=engine))
+            messages.append(str(error.value))
+        assert messages[0] == messages[1]
+
+
+def test_auto_engine_uses_cudf_when_gpu_import_and_probe_work(gpu, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="ctrflow.readers.parquet_cudf"):
+        assert ParquetReader(write_dataset(tmp_path, [table(2)]), SPEC, options()).engine == "cudf"
+    assert "decoding with cudf" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        (lambda mp: mp.setattr(torch.cuda, "is_available", lambda: False), r"no CUDA GPU is available"),
+        (lambda mp: mp.setitem(sys.modules, "cudf", None), r"`import cudf` failed \(ModuleNotFoundError"),
+        (
+            lambda mp: mp.setitem(sys.modules, "cudf", fake_cudf(read=failing_read)),
+            r"probe table \(RuntimeError: no kernel image is available",
+        ),
+        (
+            lambda mp: mp.setitem(sys.modules, "cudf", fake_cudf(read=wrong_read)),
+            r"probe table \(ValueError: read .*, expected",
+        ),
+    ],
+    ids=["no-gpu", "no-cudf", "probe-raises", "probe-wrong-values"],
+)
+def test_auto_engine_falls_back_to_pyarrow_and_logs_why_once(gpu, tmp_path, caplog, setup, reason):
+    setup(gpu)
+    source = write_dataset(tmp_path, [table(3)])
+    with caplog.at_level(logging.INFO, logger="ctrflow.readers.parquet_cudf"):
+        readers = [ParquetReader(source, SPEC, options()) for _ in range(3)]
+    assert [r.engine for r in readers] == ["pyarrow"] * 3
+    fallbacks = [r.getMessage() for r in caplog.records if "decoding with pyarrow, not cudf" in r.getMessage()]
+    assert len(fallbacks) == 1 and all(r.levelno == logging.INFO for r in caplog.records)
+    assert re.search(reason, fallbacks[0])
+    (batch,) = list(readers[0])
+    assert batch.size == 3
+
+
+def failing_read(source, columns=None, row_groups=None):
+    raise RuntimeError("no kernel image is available for execution on the device")
+
+
+def wrong_read(source, columns=None, row_groups=None):
+    frame = fake_cudf().read_parquet(source, columns, row_groups)
+    return FakeFrame(frame._table.set_column(0, "dense", pa.array([0.0, 0.0], pa.float32())))
+
+
+def test_forcing_cudf_where_it_cannot_work_raises_with_the_reason(gpu, tmp_path):
+    gpu.setitem(sys.modules, "cudf", None)
+    source = write_dataset(tmp_path, [table(2)])
+    with pytest.raises(RuntimeError, match=r'engine="cudf" was asked for, but cudf cannot be used here: `import cudf`'):
+        ParquetReader(source, SPEC, options(), engine="cudf")
+    gpu.setenv(ENGINE_VARIABLE, "cudf")
+    with pytest.raises(RuntimeError, match=rf'{ENGINE_VARIABLE}="cudf" was asked for'):
+        ParquetReader(source, SPEC, options())
+
+
+def test_environment_variable_forces_pyarrow_without_probing_cudf(gpu, tmp_path):
+    gpu.setenv(ENGINE_VARIABLE, "pyarrow")
+    gpu.setitem(sys.modules, "cudf", fake_cudf(read=failing_read))
+    assert ParquetReader(write_dataset(tmp_path, [table(2)]), SPEC, options()).engine == "pyarrow"
+
+
+def test_unknown_engine_names_the_choices(gpu, tmp_path):
+    source = write_dataset(tmp_path, [table(2)])
+    with pytest.raises(ValueError, match=r"engine='gpu' is not an engine; use \"auto\", \"pyarrow\" or \"cudf\""):
+        ParquetReader(source, SPEC, options(), engine="gpu")
+    gpu.setenv(ENGINE_VARIABLE, "arrow")
+    with pytest.raises(ValueError, match=rf"{ENGINE_VARIABLE}='arrow' is not an engine"):
+        ParquetReader(source, SPEC, options())
+
+
+def test_cudf_batches_skip_pinning_only_on_the_gpu(gpu, tmp_path):
+    (batch,) = list(ParquetReader(write_dataset(tmp_path, [table(2)]), SPEC, options(), engine="cudf"))
+    assert isinstance(batch, Batch) and not batch.label.is_cuda
+    gpu.setattr(Batch, "pin_memory", lambda self: "pinned")
+    assert batch.pin_memory() == "pinned"
