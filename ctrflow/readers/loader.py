@@ -1,9 +1,10 @@
 """`Loader`: builds batches ahead of the training loop in a background thread and moves them to the device.
 
 The reader runs in one daemon thread that keeps up to `prefetch` batches ready. On CUDA each batch is pinned
-and copied with `non_blocking=True`, so the copy overlaps the step that is running; on CPU batches pass
-through unchanged. An exception in the reader is re-raised in the consumer with its type and message.
-Leaving the loop early (break, exception, `close()`) stops the thread; nothing hangs.
+and copied on the loader's own stream with `non_blocking=True`, so the copy overlaps the step that is
+running instead of queueing behind it; the consumer's stream waits for the copy's event before it uses the
+batch. On CPU batches pass through unchanged. An exception in the reader is re-raised in the consumer with
+its type and message. Leaving the loop early (break, exception, `close()`) stops the thread; nothing hangs.
 
 Example:
     loader = Loader(make_reader("norm", "data/file_list.txt", spec, options), "cuda")
@@ -31,6 +32,26 @@ class _Failure:
         self.error = error
 
 
+class _Copying:
+    """A batch whose copy to the device was queued on the loader's stream; `event` marks its end."""
+
+    def __init__(self, batch: Batch, event: torch.cuda.Event) -> None:
+        self.batch, self.event = batch, event
+
+    def ready(self) -> Batch:
+        """The batch, once the consumer's current stream waits for the copy (and keeps its memory alive)."""
+        stream = torch.cuda.current_stream(self.batch.label.device)
+        stream.wait_event(self.event)
+        for tensor in _tensors(self.batch):
+            tensor.record_stream(stream)  # its memory is not reused before this stream is done with it
+        return self.batch
+
+
+def _tensors(batch: Batch) -> list[torch.Tensor]:
+    sparse = [t for part in batch.sparse.values() for t in (part.keys, part.offsets)]
+    return [batch.label, batch.dense, *sparse]
+
+
 class Loader:
     """Prefetching, device-placing wrapper around a `Reader`.
 
@@ -48,6 +69,7 @@ class Loader:
         self.prefetch = prefetch
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
+        self._copy_stream: torch.cuda.Stream | None = None
 
     def __iter__(self) -> Iterator[Batch]:
         self.close()
@@ -63,7 +85,7 @@ class Loader:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                yield item
+                yield item.ready() if isinstance(item, _Copying) else item
         finally:
             self._shutdown(stop, thread, out)
 
@@ -94,11 +116,17 @@ class Loader:
             if close is not None:
                 close()
 
-    def _place(self, batch: Batch) -> Batch:
+    def _place(self, batch: Batch) -> Batch | _Copying:
         if self.device.type == "cpu":
             return batch
         if self.device.type == "cuda":
-            return batch.pin_memory().to(self.device, non_blocking=True)
+            if self._copy_stream is None:
+                self._copy_stream = torch.cuda.Stream(self.device)
+            with torch.cuda.stream(self._copy_stream):
+                placed = batch.pin_memory().to(self.device, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+            return _Copying(placed, event)
         return batch.to(self.device)
 
     @staticmethod
