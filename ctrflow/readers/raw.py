@@ -6,11 +6,14 @@ dense as ln(v + 1) in float32, as HugeCTR does. Batches are consecutive record r
 shuffle the order of batches once (`shuffle_batches`, seeded). The last, partial batch is emitted short
 (zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR. A batch is read
 straight from the memory map into its label, dense and key arrays; `slot_size_array` key checks run on a
-batch's first read only.
+batch's first read only. With `num_workers` > 1, worker threads build batches ahead in turn (the order
+stays the same).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -20,6 +23,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ctrflow.readers.sample_block import assemble_batch, pooled_empty
 from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
+from ctrflow.readers.worker_threads import round_robin
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +35,8 @@ class RawReader(Reader):
         source: the data file (a path or URL; local files are memory-mapped).
         spec: what a sample holds; every slot holds exactly one key.
         options: batch size, `num_samples` (0 = infer from the file size), `float_label_dense`,
-            `slot_size_array` (keys of slot s must lie in [0, slot_size_array[s])), shuffle, seed, repeat.
+            `slot_size_array` (keys of slot s must lie in [0, slot_size_array[s])), shuffle, seed, repeat,
+            `num_workers` (threads building batches in turn).
         allow_nonfinite: accept NaN/inf label/dense values (ln(v+1) of v <= -1) instead of raising.
     """
 
@@ -78,11 +83,16 @@ class RawReader(Reader):
     def __iter__(self) -> Iterator[Batch]:
         if self.num_samples == 0:
             return
-        while True:
-            for batch in self._order.tolist():
-                yield self._batch(int(batch))
-            if not self.options.repeat:
+        workers = max(1, self.options.num_workers)
+        yield from round_robin([functools.partial(self._batches_of, w, workers) for w in range(workers)])
+
+    def _batches_of(self, worker: int, workers: int) -> Iterator[Batch]:
+        """Worker w builds positions w, w + W, ... of the batch sequence, so the round robin keeps its order."""
+        order = self._order.tolist()
+        for position in itertools.count(worker, workers):
+            if position >= len(order) and not self.options.repeat:
                 return
+            yield self._batch(order[position % len(order)])
 
     def _batch(self, index: int) -> Batch:
         size = self.options.batch_size

@@ -173,7 +173,7 @@ class ReaderOptions:
         key_type: "i32" (uint32 keys) or "i64" (int64 keys) as stored in the files.
         check: Norm framing, "sum" (length + checksum per record) or "none".
         repeat: True wraps around the source forever (HugeCTR non-epoch mode); False ends after one pass.
-        num_workers: parallel file workers (Norm: worker w reads files w, w+W, ...).
+        num_workers: parallel workers (Norm: worker w reads files w, w+W, ...; Raw: it builds batches w, w+W, ...).
         slot_size_array: per-slot cardinalities; Parquet adds their prefix sums to the keys.
         float_label_dense: Raw only, label and dense stored as float32 (else int32, dense -> ln(x+1)).
         num_samples: Raw only, samples in the file (checked against its size).

@@ -68,6 +68,24 @@ def test_training_shuffle_permutes_batch_order_reproducibly(tmp_path):
     assert firsts == again
 
 
+@pytest.mark.parametrize("repeat", [False, True])
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_worker_threads_give_the_batches_of_one_worker_in_the_same_order(tmp_path, repeat, workers):
+    source = write_raw(tmp_path, 22)  # 5 full batches and a short one: not a multiple of the workers
+
+    def first_keys(num_workers: int) -> list[tuple[int, int]]:
+        options = ReaderOptions(batch_size=4, num_samples=22, repeat=repeat, shuffle_batches=True, seed=5,
+                                num_workers=num_workers)  # fmt: skip
+        batches = iter(RawReader(source, SPEC, options))
+        count = 20 if repeat else 6  # over three epochs when repeating
+        taken = [next(batches) for _ in range(count)]
+        if not repeat:
+            assert next(batches, None) is None
+        return [(int(b.sparse["data"].keys[0]), b.size) for b in taken]
+
+    assert first_keys(workers) == first_keys(1)
+
+
 def test_num_samples_disagreeing_with_file_size_is_reported(tmp_path):
     source = write_raw(tmp_path, 3)
     with pytest.raises(ValueError, match=r"72 bytes, but num_samples=4 records of 24 bytes need 96"):
