@@ -451,7 +451,8 @@ def end_to_end_seconds(context: Context, shape: Shape, step: Callable[[Batch], o
     assert context.raw_file is not None
     spec = build_graph(shape, "sgd").data_spec
     assert spec is not None
-    options = ReaderOptions(batch_size=shape.batch, slot_size_array=(shape.rows,) * shape.tables)
+    workers = context.args.reader_workers
+    options = ReaderOptions(batch_size=shape.batch, slot_size_array=(shape.rows,) * shape.tables, num_workers=workers)
     loader = Loader(make_reader("raw", context.raw_file, spec, options), context.device)
     try:
         return seconds_per_step(step, iter(loader), context.args.warmup, context.args.steps, context.device)
@@ -506,20 +507,27 @@ def _timed(work: Callable[[], object], device: torch.device, repeats: int = 10) 
     return (time.perf_counter() - begin) / repeats
 
 
-def check_against_cpu(device: torch.device, seed: int, steps: int = 5) -> tuple[bool, str]:
-    """Train a small fp32 SGD DLRM on CPU and on `device` from one seed; the losses must agree closely."""
+def check_against_cpu(device: torch.device, seed: int, optimizer: str = "sgd", steps: int = 5) -> tuple[bool, str]:
+    """Train a small fp32 DLRM on CPU and on `device` from one seed; losses and tables must agree closely."""
     shape = Shape("dlrm", 512, 2000, 4, 16, bottom=(32,), top=(64, 32))
     batches = make_batches(shape, steps, torch.device("cpu"), seed + 1)
-    losses = {}
+    losses: dict[str, list[float]] = {}
+    tables: dict[str, torch.Tensor] = {}
     for where in (torch.device("cpu"), device):
-        runner = ctrflow_runner(build_ctrflow(shape, "sgd", where, seed), "fp32")
+        model = build_ctrflow(shape, optimizer, where, seed)
+        runner = ctrflow_runner(model, "fp32")
         losses[where.type] = []
         for batch in batches:
             runner.train_step(batch.to(where))
             losses[where.type].append(runner.last_loss)
+        tables[where.type] = torch.cat([m.shard.weights.cpu() for m in model.network.modules() if hasattr(m, "shard")])
     worst = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(losses["cpu"], losses[device.type], strict=True))
-    ok = worst < 1e-4  # fp32 both sides, TF32 off: only summation order differs
-    text = f"{'OK' if ok else 'MISMATCH'}: max relative loss difference {worst:.2e} over {steps} steps"
+    table_difference = float((tables["cpu"] - tables[device.type]).abs().max())
+    ok = worst < 1e-4 and table_difference < 1e-5  # fp32 both sides, TF32 off: only summation order differs
+    text = (
+        f"{'OK' if ok else 'MISMATCH'} ({optimizer}): max relative loss difference {worst:.2e} over {steps} steps, "
+        f"max table difference {table_difference:.2e}"
+    )
     return ok, f"{text}; cpu {losses['cpu']}, {device.type} {losses[device.type]}"
 
 
@@ -567,6 +575,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="key power-law exponent, 0 = uniform")
     parser.add_argument("--quick", action="store_true", help="tiny CPU shapes and few steps (the smoke test)")
     parser.add_argument("--end-to-end", action="store_true", help="add a row reading Raw files through Loader")
+    parser.add_argument("--reader-workers", type=int, default=4, help="Raw reader threads of --end-to-end (4)")
     parser.add_argument("--check", action="store_true", help="compare device and CPU losses on a small DLRM")
     parser.add_argument("--ceilings", action="store_true", help="measure copy bandwidth and matmul rates")
     parser.add_argument("--profile", action="store_true", help="write torch.profiler tables to --out-dir")
@@ -613,7 +622,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                              f"{ceilings['fp32_flop_per_s'] / 1e12:.1f}, tf32 {ceilings['tf32_flop_per_s'] / 1e12:.0f} "
                              "TFLOP/s")  # fmt: skip
     if args.check:
-        context.notes.append("check vs CPU: " + check_against_cpu(device, args.seed)[1])
+        for optimizer in args.optimizer:
+            context.notes.append("check vs CPU: " + check_against_cpu(device, args.seed, optimizer)[1])
     for model in args.model:
         run_model(context, model)
     rows = list(context.rows.values())
