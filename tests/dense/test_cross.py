@@ -38,6 +38,12 @@ def test_multi_cross_contract_and_gradients():
         rtol=RTOL,
         atol=ATOL,
     )
+    one_layer = MultiCross([(1, 2)], num_layers=1)
+    with torch.no_grad():
+        one_layer.weight0.fill_(1.0)
+        one_layer.bias0.fill_(0.5)
+    # by hand: x0 * (x0 · w) + b + x0 with x0 = (1, 2), w = (1, 1), b = 0.5: x0 · w = 3
+    assert one_layer(torch.tensor([[1.0, 2.0]])).tolist() == [[4.5, 8.5]]
 
 
 def test_multi_cross_registers_w_and_b_interleaved_as_in_the_dense_file():

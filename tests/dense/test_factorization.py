@@ -30,6 +30,8 @@ def test_fm_order2_equals_the_sum_of_pairwise_products():
         rtol=RTOL,
         atol=ATOL,
     )
+    # by hand: vectors (1, 2), (3, 4), (5, 6): 1·3 + 1·5 + 3·5 = 23 and 2·4 + 2·6 + 4·6 = 44
+    assert FmOrder2([(1, 6)], out_dim=2)(torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])).tolist() == [[23.0, 44.0]]
 
 
 def test_fm_order2_width_must_be_a_multiple_of_out_dim():

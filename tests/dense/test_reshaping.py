@@ -1,5 +1,7 @@
 """Reshape, Concat, Slice, FusedReshapeConcat(General), Gather: shapes, values, gradients, errors."""
 
+import math
+
 import pytest
 import torch
 
@@ -12,8 +14,21 @@ EXACT = {"rtol": 0.0, "atol": 0.0}
 SUMS = {"rtol": 1e-6, "atol": 1e-6}
 
 
+def counting(*shape: int) -> torch.Tensor:
+    """0, 1, 2, ... in `shape`, requiring grad: where each value lands is visible by eye."""
+    return torch.arange(math.prod(shape), dtype=torch.float32).reshape(shape).requires_grad_()
+
+
+def gradient_of_sum(layer, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """How many times each input element is read: the gradient of the sum of every output."""
+    outputs = layer(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    sum(out.sum() for out in outputs).backward()
+    return [x.grad for x in inputs]
+
+
 def test_reshape_to_leading_dim_uses_every_element():
-    run_layer_test(
+    layer = run_layer_test(
         Reshape,
         [(4, 3, 2)],
         {"leading_dim": 6},
@@ -21,10 +36,11 @@ def test_reshape_to_leading_dim_uses_every_element():
         reference=lambda layer, x: x.reshape(-1, 6),
         **EXACT,
     )
+    assert layer(counting(4, 3, 2)).tolist() == torch.arange(24.0).reshape(4, 6).tolist()
 
 
 def test_reshape_with_time_step_gives_a_3d_top():
-    run_layer_test(
+    layer = run_layer_test(
         Reshape,
         [(4, 12)],
         {"leading_dim": 3, "time_step": 2},
@@ -32,6 +48,7 @@ def test_reshape_with_time_step_gives_a_3d_top():
         reference=lambda layer, x: x.reshape(-1, 2, 3),
         **EXACT,
     )
+    assert layer(counting(4, 12)).tolist() == torch.arange(48.0).reshape(8, 2, 3).tolist()
 
 
 def test_reshape_computes_rows_from_the_real_batch():
@@ -40,7 +57,7 @@ def test_reshape_computes_rows_from_the_real_batch():
 
 
 def test_reshape_selected_slots_keeps_them_in_the_listed_order_and_sums_repeated_gradients():
-    run_layer_test(
+    layer = run_layer_test(
         Reshape,
         [(4, 5, 3)],
         {"selected": True, "selected_slots": [3, 0, 3]},
@@ -48,6 +65,10 @@ def test_reshape_selected_slots_keeps_them_in_the_listed_order_and_sums_repeated
         reference=lambda layer, x: torch.cat([x[:, 3], x[:, 0], x[:, 3]], dim=1),
         **SUMS,
     )
+    x = counting(4, 5, 3)
+    assert layer(x)[0].tolist() == [9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 9.0, 10.0, 11.0]
+    (grad,) = gradient_of_sum(layer, x)
+    assert grad[0].tolist() == [[1.0] * 3, [0.0] * 3, [0.0] * 3, [2.0] * 3, [0.0] * 3]
 
 
 def test_reshape_selected_with_no_slots_flattens_all_slots():
@@ -66,7 +87,7 @@ def test_reshape_rejects_a_selected_slot_out_of_range():
 
 
 def test_concat_joins_widths():
-    run_layer_test(
+    layer = run_layer_test(
         Concat,
         [(4, 2), (4, 3), (4, 1)],
         {},
@@ -74,6 +95,8 @@ def test_concat_joins_widths():
         reference=lambda layer, *xs: torch.cat(xs, dim=1),
         **EXACT,
     )
+    a, b, c = counting(4, 2), counting(4, 3) + 10, counting(4, 1) + 100
+    assert layer(a, b, c)[1].tolist() == [2.0, 3.0, 13.0, 14.0, 15.0, 101.0]
 
 
 def test_concat_rejects_3d_bottoms_and_unequal_heights():
@@ -84,7 +107,7 @@ def test_concat_rejects_3d_bottoms_and_unequal_heights():
 
 
 def test_slice_with_overlapping_ranges_sums_the_gradients():
-    run_layer_test(
+    layer = run_layer_test(
         Slice,
         [(4, 6)],
         {"ranges": [[0, 4], [2, 6]]},
@@ -92,6 +115,8 @@ def test_slice_with_overlapping_ranges_sums_the_gradients():
         reference=lambda layer, x: (x[:, 0:4], x[:, 2:6]),
         **SUMS,
     )
+    (grad,) = gradient_of_sum(layer, counting(4, 6))
+    assert grad[0].tolist() == [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]
 
 
 def test_slice_with_one_range_returns_a_tensor():
@@ -120,7 +145,7 @@ def test_fused_reshape_concat_splits_items_and_the_ad():
         joined = torch.cat([a, b], dim=2)
         return joined[:, :-1].reshape(-1, 5), joined[:, -1]
 
-    run_layer_test(
+    layer = run_layer_test(
         FusedReshapeConcat,
         [(3, 4, 2), (3, 4, 3)],
         {},
@@ -128,10 +153,13 @@ def test_fused_reshape_concat_splits_items_and_the_ad():
         reference=reference,
         **EXACT,
     )
+    items, ad = layer(counting(3, 4, 2), counting(3, 4, 3) + 100)
+    assert items[0].tolist() == [0.0, 1.0, 100.0, 101.0, 102.0]
+    assert ad[0].tolist() == [6.0, 7.0, 109.0, 110.0, 111.0]  # the last slot of sample 0
 
 
 def test_fused_reshape_concat_general_flattens_batch_and_slots():
-    run_layer_test(
+    layer = run_layer_test(
         FusedReshapeConcatGeneral,
         [(3, 4, 2), (3, 4, 3)],
         {},
@@ -139,6 +167,8 @@ def test_fused_reshape_concat_general_flattens_batch_and_slots():
         reference=lambda layer, a, b: torch.cat([a, b], dim=2).reshape(-1, 5),
         **EXACT,
     )
+    out = layer(counting(3, 4, 2), counting(3, 4, 3) + 100)
+    assert out[5].tolist() == [10.0, 11.0, 115.0, 116.0, 117.0]  # sample 1, slot 1
 
 
 def test_fused_reshape_concat_needs_matching_batch_and_slots():
@@ -149,7 +179,7 @@ def test_fused_reshape_concat_needs_matching_batch_and_slots():
 
 
 def test_gather_picks_rows_and_sums_gradients_of_repeated_indices():
-    run_layer_test(
+    layer = run_layer_test(
         Gather,
         [(5, 3)],
         {"indices": [4, 0, 4]},
@@ -157,6 +187,10 @@ def test_gather_picks_rows_and_sums_gradients_of_repeated_indices():
         reference=lambda layer, x: x[[4, 0, 4]],
         **SUMS,
     )
+    x = counting(5, 3)
+    assert layer(x)[:, 0].tolist() == [12.0, 0.0, 12.0]
+    (grad,) = gradient_of_sum(layer, x)
+    assert grad[:, 0].tolist() == [1.0, 0.0, 0.0, 0.0, 2.0]
 
 
 def test_gather_index_out_of_range_is_rejected():
