@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ctrflow.embedding.kernel_choice import use_triton
 from ctrflow.embedding.shard import EmbeddingShard
+from ctrflow.embedding.types import SparseOptimizerConfig
 
 _FUSED_KINDS = ("sgd", "adagrad")  # identical for every update type
 _FUSED_LOCAL_KINDS = ("momentum_sgd", "nesterov", "adam")
@@ -194,9 +195,11 @@ def summed_gradients(captured: CapturedGradient) -> torch.Tensor:
 def splits_global_update(shard: EmbeddingShard) -> bool:
     """Whether the Triton kernels update `shard` as touched rows + a separate pass over the untouched rows
     (Update_t.Global of Adam, MomentumSGD and Nesterov on CUDA); `start_untouched_update` may then run early."""
-    optimizer = shard.config.optimizer
-    fusable_global = optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "global"
-    return fusable_global and use_triton(shard.weights)
+    return _global_of_fused_kind(shard.config.optimizer) and use_triton(shard.weights)
+
+
+def _global_of_fused_kind(optimizer: SparseOptimizerConfig) -> bool:
+    return optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "global"
 
 
 def start_untouched_update(shard: EmbeddingShard, touched_rows: torch.Tensor, lr: float) -> None:
@@ -224,7 +227,7 @@ def apply_captured(
     fusable = optimizer.kind in _FUSED_KINDS or (
         optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "local"
     )
-    fusable_global = optimizer.kind in _FUSED_LOCAL_KINDS and optimizer.update_type == "global"
+    fusable_global = _global_of_fused_kind(optimizer)
     if untouched_done and not (len(captured) == 1 and splits_global_update(shard)):
         raise RuntimeError(
             f'Embedding "{shard.config.name}": the untouched rows were updated at the forward, but the step '
