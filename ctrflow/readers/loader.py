@@ -1,10 +1,11 @@
 """`Loader`: builds batches ahead of the training loop in a background thread and moves them to the device.
 
-The reader runs in one daemon thread that keeps up to `prefetch` batches ready. On CUDA each batch is pinned
-and copied on the loader's own stream with `non_blocking=True`, so the copy overlaps the step that is
-running instead of queueing behind it; the consumer's stream waits for the copy's event before it uses the
-batch. On CPU batches pass through unchanged. An exception in the reader is re-raised in the consumer with
-its type and message. Leaving the loop early (break, exception, `close()`) stops the thread; nothing hangs.
+The reader runs in one daemon thread that keeps up to `prefetch` batches ready. On CUDA each of the reader's
+`device_batches()` is pinned and copied on the loader's own stream with `non_blocking=True` (a Raw reader's
+are undecoded records, split on the GPU after the copy), so the copy overlaps the step that is running
+instead of queueing behind it; the consumer's stream waits for the copy's event before it uses the batch.
+On CPU batches pass through unchanged. An exception in the reader is re-raised in the consumer with its type
+and message. Leaving the loop early (break, exception, `close()`) stops the thread; nothing hangs.
 
 Example:
     loader = Loader(make_reader("norm", "data/file_list.txt", spec, options), "cuda")
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ctrflow.readers.types import Batch, Reader
+from ctrflow.readers.types import Batch, Reader, Transfer
 
 _POLL_SECONDS = 0.05
 _END = object()
@@ -103,7 +104,7 @@ class Loader:
         self.close()
 
     def _produce(self, out: queue.Queue[Any], stop: threading.Event) -> None:
-        iterator = iter(self.reader)
+        iterator = self.reader.device_batches() if self.device.type == "cuda" else iter(self.reader)
         try:
             for batch in iterator:
                 if not _put(out, self._place(batch), stop):
@@ -116,9 +117,7 @@ class Loader:
             if close is not None:
                 close()
 
-    def _place(self, batch: Batch) -> Batch | _Copying:
-        if self.device.type == "cpu":
-            return batch
+    def _place(self, batch: Transfer) -> Batch | _Copying:
         if self.device.type == "cuda":
             if self._copy_stream is None:
                 self._copy_stream = torch.cuda.Stream(self.device)
@@ -127,7 +126,7 @@ class Loader:
                 event = torch.cuda.Event()
                 event.record()
             return _Copying(placed, event)
-        return batch.to(self.device)
+        return batch.to(self.device)  # on CPU the same tensors
 
     @staticmethod
     def _shutdown(stop: threading.Event, thread: threading.Thread, out: queue.Queue[Any]) -> None:

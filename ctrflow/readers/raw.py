@@ -7,7 +7,8 @@ shuffle the order of batches once (`shuffle_batches`, seeded). The last, partial
 (zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR. A batch is read
 straight from the memory map into its label, dense and key arrays; `slot_size_array` key checks run on a
 batch's first read only. With `num_workers` > 1, worker threads build batches ahead in turn (the order
-stays the same).
+stays the same). A loader feeding a GPU takes `device_batches()` instead: the same batches as checked,
+undecoded records, which the GPU splits (`raw_records`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import fsspec
 import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
+from ctrflow.readers.raw_records import RawRecords
 from ctrflow.readers.sample_block import assemble_batch, pooled_empty
 from ctrflow.readers.types import Batch, DataSpec, Reader, ReaderOptions
 from ctrflow.readers.worker_threads import round_robin
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RawReader(Reader):
@@ -55,6 +60,7 @@ class RawReader(Reader):
         self._records: np.ndarray = np.zeros(0)
         self._order: np.ndarray = np.zeros(0, np.int64)
         self._keys_checked: np.ndarray = np.zeros(0, bool)
+        self._records_checked: np.ndarray = np.zeros(0, bool)  # label/dense and keys, for device_batches
         self.set_source(source)
 
     @property
@@ -79,20 +85,41 @@ class RawReader(Reader):
             order = np.random.default_rng(self.options.seed).permutation(batches)
         self._order = order
         self._keys_checked = np.zeros(batches, bool)
+        self._records_checked = np.zeros(batches, bool)
 
     def __iter__(self) -> Iterator[Batch]:
+        yield from self._in_order(self._batch)
+
+    def device_batches(self) -> Iterator[RawRecords]:
+        """Checked, undecoded records per batch, in the same order; the device decodes them (`raw_records`)."""
+        yield from self._in_order(self._undecoded)
+
+    def _in_order(self, build: Callable[[int], T]) -> Iterator[T]:
         if self.num_samples == 0:
             return
         workers = max(1, self.options.num_workers)
-        yield from round_robin([functools.partial(self._batches_of, w, workers) for w in range(workers)])
+        yield from round_robin([functools.partial(self._built_by, w, workers, build) for w in range(workers)])
 
-    def _batches_of(self, worker: int, workers: int) -> Iterator[Batch]:
+    def _built_by(self, worker: int, workers: int, build: Callable[[int], T]) -> Iterator[T]:
         """Worker w builds positions w, w + W, ... of the batch sequence, so the round robin keeps its order."""
         order = self._order.tolist()
         for position in itertools.count(worker, workers):
             if position >= len(order) and not self.options.repeat:
                 return
-            yield self._batch(order[position % len(order)])
+            yield build(order[position % len(order)])
+
+    def _undecoded(self, index: int) -> RawRecords:
+        size = self.options.batch_size
+        first = index * size
+        records = self._records[first : first + size]
+        if not self._records_checked[index]:  # a batch's records never change: check them on its first read only
+            if not self.allow_nonfinite and not self._finite_words(records["ld"]):
+                self._label_dense(records["ld"], first)  # raises, naming the record and value
+            if self._slot_sizes is not None:
+                self._check_keys(records["keys"].view("<u4"), self._slot_sizes, first)
+            self._records_checked[index] = True
+        words = records.view("<i4").reshape(len(records), -1)
+        return RawRecords(words, self.spec, float_label_dense=self.options.float_label_dense, batch_size=size)
 
     def _batch(self, index: int) -> Batch:
         size = self.options.batch_size
@@ -125,6 +152,12 @@ class RawReader(Reader):
                 "become ln(v+1), so v <= -1 is invalid). Clean the dataset or pass allow_nonfinite=True."
             )
         return label, dense
+
+    def _finite_words(self, values: np.ndarray) -> bool:
+        """Whether records' label ‖ dense words decode to finite floats, without decoding them."""
+        if self.options.float_label_dense:
+            return bool(np.isfinite(values.view("<f4")).all())
+        return not bool((values[:, self.spec.label_dim :] <= -1).any())  # ln(v + 1) is finite for v > -1
 
     def _finite(self, label: np.ndarray, dense: np.ndarray) -> bool:
         # float(int32) labels are always finite; only float32 files can hold non-finite labels

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -227,5 +227,21 @@ class Reader(abc.ABC):
     def source(self) -> str:
         """The current source (a file list path or, for Raw, a data file path)."""
 
+    def device_batches(self) -> Iterator[Transfer]:
+        """What a `Loader` feeding a GPU copies: the batches themselves, unless the format decodes faster there.
+
+        Each item is pinned and copied with `pin_memory().to(device, non_blocking=True)`, which returns the
+        `Batch` on the device. Raw readers hand over undecoded records (`raw_records.RawRecords`).
+        """
+        return iter(self)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and workers."""
+
+
+class Transfer(Protocol):
+    """Something a `Loader` pins and copies to the device, arriving there as a `Batch`."""
+
+    def pin_memory(self) -> Transfer: ...
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch: ...
