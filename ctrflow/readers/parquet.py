@@ -243,12 +243,16 @@ def _slot_offsets(slot_size_array: tuple[int, ...], total_slots: int, key_type: 
 
 @contextlib.contextmanager
 def _open(path: str) -> Iterator[pq.ParquetFile]:
-    """The Parquet file at `path`; local files are opened by Arrow itself, with no Python file in the read path."""
+    """The Parquet file at `path`; local files are memory-mapped by Arrow, with no Python file in the read path."""
     fs, location = fsspec.core.url_to_fs(path)
     with contextlib.ExitStack() as stack:
         try:
-            source = location if isinstance(fs, LocalFileSystem) else stack.enter_context(fs.open(location, "rb"))
-            parquet = stack.enter_context(pq.ParquetFile(source, pre_buffer=True))
+            if isinstance(fs, LocalFileSystem):  # mapped: the decoder reads the page cache, no copy in between
+                parquet = stack.enter_context(pq.ParquetFile(location, memory_map=True))
+            else:
+                parquet = stack.enter_context(
+                    pq.ParquetFile(stack.enter_context(fs.open(location, "rb")), pre_buffer=True)
+                )
         except FileNotFoundError:
             raise ValueError(
                 f"Parquet data file {path!r} (named by the file list) does not exist; fix the file list."

@@ -7,7 +7,7 @@ also zero-pads a short last batch and splits the slots of the file into the data
 Blocks whose samples all have the same nnz per slot (one-hot Raw and Parquet data, fixed-length Norm data)
 carry `lengths` as a read-only row broadcast (`np.broadcast_to(pattern, (rows, slots))`, row stride 0).
 Cutting, joining and CSR building then need no per-row work: key ranges are multiples of the pattern's sum
-and each batch's offsets are written fresh from a small cached line of them (no cumsum, nothing shared).
+and batches of one shape share one cached offsets tensor.
 
 The large arrays a batch hands out come from `pooled_empty`, i.e. Arrow's memory pool, which reuses freed
 memory. glibc malloc returns freed blocks of a few MB to the OS and faults them in again page by page on the
@@ -161,43 +161,22 @@ def _split_inputs(spec: DataSpec, lengths: np.ndarray, keys: np.ndarray) -> dict
 def _offsets(lengths: np.ndarray) -> torch.Tensor:
     pattern = fixed_pattern(lengths)
     if pattern is not None:
-        return torch.from_numpy(_fixed_offsets(tuple(pattern.tolist()), int(lengths.shape[0])))
+        return _fixed_offsets(tuple(pattern.tolist()), int(lengths.shape[0]))
     offsets = np.zeros(lengths.size + 1, np.int64)
     np.cumsum(lengths.reshape(-1), out=offsets[1:])
     return torch.from_numpy(offsets)
 
 
-def _fixed_offsets(pattern: tuple[int, ...], num_rows: int) -> np.ndarray:
-    """Fresh CSR offsets of `num_rows` rows that all hold `pattern` keys per slot (an arange for one-hot data).
-
-    Row r starts at r * sum(pattern): the offsets are a cached line of the first rows plus a per-line base, so
-    building them only writes memory (no cumsum, no copy of a whole cached array; batches never share them).
-    """
-    num_slots, per_row = len(pattern), sum(pattern)
-    offsets = pooled_empty((num_rows * num_slots + 1,), np.int64)
-    line_rows = max(1, min(num_rows, _LINE_ENTRIES // max(num_slots, 1)))
-    line = _offsets_line(pattern, line_rows)
-    full_lines = num_rows // line_rows
-    bases = np.arange(full_lines, dtype=np.int64) * (line_rows * per_row)
-    np.add(line, bases[:, None], out=offsets[: full_lines * line.size].reshape(full_lines, line.size))
-    rest = num_rows * num_slots - full_lines * line.size
-    if rest:
-        np.add(line[:rest], full_lines * line_rows * per_row, out=offsets[full_lines * line.size : -1])
-    offsets[-1] = num_rows * per_row
-    return offsets
-
-
-_LINE_ENTRIES = 4096  # long enough for vectorised adds, short enough to stay in L1
-
-
 @functools.lru_cache(maxsize=16)
-def _offsets_line(pattern: tuple[int, ...], num_rows: int) -> np.ndarray:
-    """The offsets of the first `num_rows` rows holding `pattern` keys per slot, without the final end."""
-    offsets = np.zeros(num_rows * len(pattern) + 1, np.int64)
-    np.cumsum(np.tile(np.asarray(pattern, np.int64), num_rows), out=offsets[1:])
-    line = offsets[:-1]
-    line.flags.writeable = False
-    return line
+def _fixed_offsets(pattern: tuple[int, ...], num_rows: int) -> torch.Tensor:
+    """CSR offsets of `num_rows` rows that all hold `pattern` keys per slot (an arange for one-hot data).
+
+    They depend on nothing but the shape, so every batch of that shape shares one tensor (batches are
+    read-only): writing them afresh cost a sixth of a one-hot Parquet epoch.
+    """
+    offsets = torch.zeros(num_rows * len(pattern) + 1, dtype=torch.int64)
+    torch.cumsum(torch.tensor(pattern, dtype=torch.int64).repeat(num_rows), 0, out=offsets[1:])
+    return offsets
 
 
 def interleave_slot_runs(lengths: np.ndarray, per_slot: list[np.ndarray]) -> np.ndarray:

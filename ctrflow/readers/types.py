@@ -112,7 +112,8 @@ class Batch:
     """One batch as every stage after the reader sees it.
 
     Rows past `size` are padding (HugeCTR's short last batch in epoch mode): their label and dense
-    are zero and their slots are empty. Losses and metrics use only the first `size` rows.
+    are zero and their slots are empty. Losses and metrics use only the first `size` rows. A batch is
+    read-only: readers share tensors between batches where they are equal (one-hot CSR offsets).
 
     Args:
         label: float32 `[batch_size, label_dim]`.
