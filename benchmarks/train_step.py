@@ -9,9 +9,9 @@ after warm-up steps. Each engine is built, measured and freed before the next, s
 
 Models: DLRM (bottom MLP 512-256-dim, Interaction, top MLP 1024-1024-512-256-1), DCN (MultiCross 6 beside a
 1024-1024 MLP) and WDL (a dim-1 wide embedding summed into a 1024-1024-1 deep MLP), no dropout.
-`--end-to-end` adds a fit-style row: Raw files written by `ctrflow.readers.generate`, read through `Loader`,
-data pipeline included (compare it with the step-only row). `--check` trains a small DLRM for a few steps
-on CPU and on the device from the same seed and compares the losses; `--ceilings` measures device copy
+`--end-to-end` adds a fit-style row per precision: Raw files written by `ctrflow.readers.generate`, read
+through `Loader`, data pipeline included (compare it with the step-only row). `--check` trains a small DLRM
+for a few steps on CPU and on the device from the same seed and compares the losses; `--ceilings` measures device copy
 bandwidth and the bf16 matmul rate; `--profile` writes `torch.profiler` tables of a few steps.
 
     python benchmarks/train_step.py --quick
@@ -430,7 +430,7 @@ def measure_engine(context: Context, engine: str, shape: Shape, optimizer: str) 
         if args.profile:
             label = f"{engine} {name}"
             context.notes.append(profile_steps(step, rotate(context.batches), device, label, args.out_dir))
-        if context.raw_file is not None and precision == args.precision[0]:
+        if context.raw_file is not None:
             row = context.rows.setdefault(name + " end-to-end Raw", Row(name + " end-to-end Raw", batch=shape.batch))
             row.seconds[engine] = end_to_end_seconds(context, shape, step)
         torch.backends.cuda.matmul.allow_tf32 = False

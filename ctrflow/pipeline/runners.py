@@ -107,19 +107,19 @@ class LocalRunner:
 
     def _train_step(self, batch: Batch) -> None:
         network = self.network
-        network.train()
+        if not network.training:  # walking every module each step costs launch time on CUDA
+            network.train()
         env: Environment = {BATCH_KEY: batch}
         network.embed.announce_step(self.sparse_lr)  # lets whole-table updates overlap the step
         with self._autocast():
             network(env)
         objective = env[OBJECTIVE_KEY]
         (objective * self.scaler).backward()
-        dense_parameters = network.dense_parameters()
         if self.allreduce is not None:
-            self.allreduce(dense_parameters)  # type: ignore[operator]
+            self.allreduce(network.dense_parameters())  # type: ignore[operator]
         if self.dense_optimizer is not None and not self.dense_frozen:
             if self.scaler != 1.0:
-                for parameter in dense_parameters:
+                for parameter in network.dense_parameters():
                     if parameter.grad is not None:
                         parameter.grad.div_(self.scaler)
             self.dense_optimizer.step()
@@ -152,7 +152,8 @@ class LocalRunner:
     def eval_step(self, batch: Batch) -> None:
         """Forward an evaluation batch and feed the metrics."""
         network = self.network
-        network.eval()
+        if network.training:
+            network.eval()
         env: Environment = {BATCH_KEY: batch}
         with self._autocast():
             network(env)
@@ -164,7 +165,8 @@ class LocalRunner:
     def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Post-activation predictions of every loss head for the valid rows, by label name."""
         network = self.network
-        network.eval()
+        if network.training:
+            network.eval()
         env: Environment = {BATCH_KEY: batch}
         with self._autocast():
             network(env)
