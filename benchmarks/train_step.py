@@ -195,13 +195,14 @@ def build_ctrflow(shape: Shape, optimizer: str, device: torch.device, seed: int)
     return CtrflowModel(network, dense, optimizer)
 
 
-def ctrflow_runner(model: CtrflowModel, precision: str) -> LocalRunner:
+def ctrflow_runner(model: CtrflowModel, precision: str, cuda_graph: bool = True) -> LocalRunner:
     """A runner of `model` in `precision`; the runners of one model share its weights."""
     runner = LocalRunner(
         model.network,
         model.dense_optimizer,
         mixed_precision=precision in ("bf16", "fp16"),
         scaler=FP16_SCALER if precision == "fp16" else 1.0,
+        cuda_graph=cuda_graph,  # hugectr.Solver's use_cuda_graph, on by default
     )
     if precision == "bf16":
         # LocalRunner offers no bf16 on CUDA (it always picks fp16 there); see NOTES.md, proposal list
@@ -422,7 +423,7 @@ def measure_engine(context: Context, engine: str, shape: Shape, optimizer: str) 
     synchronize(device)
     context.notes.append(f"{engine} {shape.model} {optimizer}: built in {time.perf_counter() - begin:.1f} s")
     for precision in args.precision:
-        step = _step_function(model, optimizer, precision)
+        step = _step_function(model, optimizer, precision, not args.no_cuda_graph)
         name = f"{shape.model} {precision} {optimizer}"
         row = context.rows.setdefault(name, Row(name, batch=shape.batch))
         torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # as hugectr.Model does on compile()
@@ -440,9 +441,11 @@ def measure_engine(context: Context, engine: str, shape: Shape, optimizer: str) 
         torch.cuda.empty_cache()
 
 
-def _step_function(model: CtrflowModel | PlainModel, optimizer: str, precision: str) -> Callable[[Batch], object]:
+def _step_function(
+    model: CtrflowModel | PlainModel, optimizer: str, precision: str, cuda_graph: bool
+) -> Callable[[Batch], object]:
     if isinstance(model, CtrflowModel):
-        return ctrflow_runner(model, precision).train_step
+        return ctrflow_runner(model, precision, cuda_graph).train_step
     return plain_trainer(model, optimizer, precision).step
 
 
@@ -507,7 +510,9 @@ def _timed(work: Callable[[], object], device: torch.device, repeats: int = 10) 
     return (time.perf_counter() - begin) / repeats
 
 
-def check_against_cpu(device: torch.device, seed: int, optimizer: str = "sgd", steps: int = 5) -> tuple[bool, str]:
+def check_against_cpu(
+    device: torch.device, seed: int, optimizer: str = "sgd", steps: int = 5, cuda_graph: bool = True
+) -> tuple[bool, str]:
     """Train a small fp32 DLRM on CPU and on `device` from one seed; losses and tables must agree closely."""
     shape = Shape("dlrm", 512, 2000, 4, 16, bottom=(32,), top=(64, 32))
     batches = make_batches(shape, steps, torch.device("cpu"), seed + 1)
@@ -515,7 +520,7 @@ def check_against_cpu(device: torch.device, seed: int, optimizer: str = "sgd", s
     tables: dict[str, torch.Tensor] = {}
     for where in (torch.device("cpu"), device):
         model = build_ctrflow(shape, optimizer, where, seed)
-        runner = ctrflow_runner(model, "fp32")
+        runner = ctrflow_runner(model, "fp32", cuda_graph)
         losses[where.type] = []
         for batch in batches:
             runner.train_step(batch.to(where))
@@ -575,6 +580,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="key power-law exponent, 0 = uniform")
     parser.add_argument("--quick", action="store_true", help="tiny CPU shapes and few steps (the smoke test)")
     parser.add_argument("--end-to-end", action="store_true", help="add a row reading Raw files through Loader")
+    parser.add_argument("--no-cuda-graph", action="store_true", help="run ctrflow's dense stages eagerly")
     parser.add_argument("--reader-workers", type=int, default=4, help="Raw reader threads of --end-to-end (4)")
     parser.add_argument("--check", action="store_true", help="compare device and CPU losses on a small DLRM")
     parser.add_argument("--ceilings", action="store_true", help="measure copy bandwidth and matmul rates")
@@ -623,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
                              "TFLOP/s")  # fmt: skip
     if args.check:
         for optimizer in args.optimizer:
-            context.notes.append("check vs CPU: " + check_against_cpu(device, args.seed, optimizer)[1])
+            checked = check_against_cpu(device, args.seed, optimizer, cuda_graph=not args.no_cuda_graph)
+            context.notes.append("check vs CPU: " + checked[1])
     for model in args.model:
         run_model(context, model)
     rows = list(context.rows.values())

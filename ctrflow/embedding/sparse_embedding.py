@@ -195,6 +195,11 @@ class SparseEmbedding(nn.Module):
         """
         self._announced_lr = None if self.frozen else float(lr)
 
+    @property
+    def overlaps_whole_table_pass(self) -> bool:
+        """Whether announced steps run a pass over every row beside the step (see `announce_step`)."""
+        return splits_global_update(self.shard)
+
     def _start_untouched_update(self, rows: torch.Tensor, lr: float) -> None:
         if self._untouched_started:
             raise RuntimeError(

@@ -271,6 +271,7 @@ class Model:
             mixed_precision=bool(self.solver.use_mixed_precision),
             scaler=float(self.solver.scaler),
             allreduce=allreduce_gradients if self.world_size > 1 else None,
+            cuda_graph=bool(self.solver.use_cuda_graph),
         )
         self.log.enabled = self.rank == 0
         if self.solver.enable_tf32_compute and self.device.type == "cuda":

@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from ctrflow.dense.optimizers import DenseOptimizer
 from ctrflow.embedding import communication
+from ctrflow.pipeline.graphed_dense import GraphedDense
 from ctrflow.pipeline.planner import Network
 from ctrflow.readers.types import Batch
 from ctrflow.stages.inputs import BATCH_KEY
@@ -42,6 +43,9 @@ class LocalRunner:
         allreduce: called on the dense parameters after backward when the run has several ranks.
         autocast_dtype: the mixed-precision dtype; fp16 on CUDA and bf16 on the CPU by default (bf16 on CUDA
             needs no loss scaling and is usually as fast).
+        cuda_graph: on CUDA, replay the dense and loss stages of full training batches as CUDA graphs
+            (HugeCTR's `use_cuda_graph`; see `graphed_dense`). Ignored on the CPU, and where a table's
+            Global update runs a whole-table pass beside each step, which bounds the step instead.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class LocalRunner:
         scaler: float = 1.0,
         allreduce: object | None = None,
         autocast_dtype: torch.dtype | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         self.network = network
         self.dense_optimizer = dense_optimizer
@@ -65,6 +70,11 @@ class LocalRunner:
         self.dense_frozen = False
         self._last_loss: torch.Tensor | float = float("nan")
         self._stream: torch.cuda.Stream | None = None
+        # a step bound by a whole-table pass gains nothing from graphs and pays their input copy (NOTES.md)
+        graphs_pay = self.device.type == "cuda" and not network.embed.overlaps_whole_table_pass()
+        self.graphed_dense = (
+            GraphedDense(network.dense, network.loss, network.dense_parameters) if cuda_graph and graphs_pay else None
+        )
         default_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.autocast_dtype = autocast_dtype or default_dtype
         if mixed_precision and self.device.type != "cuda" and self.autocast_dtype == torch.float16:
@@ -112,7 +122,14 @@ class LocalRunner:
         env: Environment = {BATCH_KEY: batch}
         network.embed.announce_step(self.sparse_lr)  # lets whole-table updates overlap the step
         with self._autocast():
-            network(env)
+            if self.graphed_dense is not None and batch.size == batch.batch_size:  # short batches run eagerly
+                network.inputs(env)
+                network.embed(env)
+                if not self.graphed_dense(env):
+                    network.dense(env)
+                    network.loss(env)
+            else:
+                network(env)
         objective = env[OBJECTIVE_KEY]
         (objective * self.scaler).backward()
         if self.allreduce is not None:

@@ -43,6 +43,10 @@ class EmbedStage(Stage):
             if announce is not None:
                 announce(lr)
 
+    def overlaps_whole_table_pass(self) -> bool:
+        """Whether a table runs a pass over all its rows beside each training step (a Global update)."""
+        return any(getattr(table, "overlaps_whole_table_pass", False) for table in self.embeddings.values())
+
     def step(self, lr: float, grad_scale: float = 1.0) -> None:
         """Apply each table's sparse optimizer to the rows its last backward touched."""
         for table in self.embeddings.values():

@@ -87,12 +87,12 @@ def test_a_dense_file_written_as_hugectr_lays_it_out_loads_into_the_layers(norm_
     values.tofile(tmp_path / "hugectr_dense_0.model")
     model.load_dense_weights(str(tmp_path / "hugectr_dense_0.model"))
     fc1_weight = model.network.dense_parameters()[0]
-    np.testing.assert_array_equal(fc1_weight.detach().numpy(), values[: 19 * 8].reshape(19, 8))
+    np.testing.assert_array_equal(fc1_weight.detach().cpu().numpy(), values[: 19 * 8].reshape(19, 8))
     with torch.no_grad():
-        x = torch.ones(1, 19)
+        x = torch.ones(1, 19, device=fc1_weight.device)
         # y = x·W + b with W stored [in, out]: the transpose of torch.nn.Linear.weight
-        expected = x.numpy() @ values[: 19 * 8].reshape(19, 8) + values[19 * 8 : 19 * 8 + 8]
-        np.testing.assert_allclose(model.network.dense_layers()[2](x).numpy(), expected, rtol=1e-5)
+        expected = x.cpu().numpy() @ values[: 19 * 8].reshape(19, 8) + values[19 * 8 : 19 * 8 + 8]
+        np.testing.assert_allclose(model.network.dense_layers()[2](x).cpu().numpy(), expected, rtol=1e-5)
 
 
 def test_a_short_dense_file_is_refused_with_both_sizes(norm_data, tmp_path):
@@ -120,7 +120,7 @@ def test_loaded_embeddings_carry_a_new_dense_network(norm_data, tmp_path):
     assert 0.0 <= evaluate(tuned) <= 1.0
     _keys, vectors, _ = tuned.network.embed.embeddings["emb"].dump()
     saved = np.fromfile(f"{tmp_path}/small0_sparse_20.model/emb_vector", dtype=np.float32).reshape(-1, 4)
-    np.testing.assert_array_equal(vectors.numpy()[: len(saved)], saved)
+    np.testing.assert_array_equal(vectors.cpu().numpy()[: len(saved)], saved)
 
 
 def test_reset_learning_rate_scheduler_restarts_the_schedule(norm_data):
