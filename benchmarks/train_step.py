@@ -9,10 +9,12 @@ after warm-up steps. Each engine is built, measured and freed before the next, s
 
 Models: DLRM (bottom MLP 512-256-dim, Interaction, top MLP 1024-1024-512-256-1), DCN (MultiCross 6 beside a
 1024-1024 MLP) and WDL (a dim-1 wide embedding summed into a 1024-1024-1 deep MLP), no dropout.
-`--end-to-end` adds a fit-style row per precision: Raw files written by `ctrflow.readers.generate`, read
-through `Loader`, data pipeline included (compare it with the step-only row). `--check` trains a small DLRM
-for a few steps on CPU and on the device from the same seed and compares the losses; `--ceilings` measures device copy
-bandwidth and the bf16 matmul rate; `--profile` writes `torch.profiler` tables of a few steps.
+ctrflow replays its dense stages as CUDA graphs, as `hugectr.Solver(use_cuda_graph=True)` does by default;
+`--no-cuda-graph` runs them eagerly. `--end-to-end` adds a fit-style row per precision: Raw files written by
+`ctrflow.readers.generate`, read through `Loader`, data pipeline included (compare it with the step-only
+row). `--check` trains a small DLRM for a few steps on CPU and on the device from the same seed and compares
+the losses and tables; `--ceilings` measures device copy bandwidth and the bf16, fp32 and TF32 matmul rates;
+`--profile` writes `torch.profiler` tables of a few steps.
 
     python benchmarks/train_step.py --quick
     python benchmarks/train_step.py --device cuda --precision fp32 bf16 fp16 --ceilings --check --end-to-end
