@@ -1,5 +1,7 @@
 """Scale, Softmax and PReLU_Dice against float64 references with true gradients."""
 
+import math
+
 import pytest
 import torch
 
@@ -21,6 +23,11 @@ def test_scale_axis_zero_repeats_each_element_and_sums_replica_gradients():
         rtol=RTOL,
         atol=ATOL,
     )
+    x = torch.tensor([[1.0, 2.0]], requires_grad=True)
+    y = Scale([(1, 2)], axis=0, factor=3.0)(x)
+    assert y.tolist() == [[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]]
+    y.sum().backward()
+    assert x.grad.tolist() == [[3.0, 3.0]]  # each element is read three times
 
 
 def test_scale_axis_one_repeats_each_row():
@@ -33,6 +40,8 @@ def test_scale_axis_one_repeats_each_row():
         rtol=RTOL,
         atol=ATOL,
     )
+    rows = Scale([(2, 2)], axis=1, factor=2)(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert rows.tolist() == [[1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [3.0, 4.0]]
 
 
 def test_scale_rejects_axis_two():
@@ -47,6 +56,11 @@ def softmax_reference(layer, x):
 
 def test_softmax_has_the_true_jacobian():
     run_layer_test(Softmax, [(5, 7)], {}, reference=softmax_reference, rtol=RTOL, atol=ATOL)
+    x = torch.tensor([[0.0, math.log(3.0)]], dtype=torch.float64, requires_grad=True)
+    y = Softmax([(1, 2)])(x)
+    torch.testing.assert_close(y, torch.tensor([[0.25, 0.75]], dtype=torch.float64))
+    y[0, 0].backward()  # dy0/dx = y0 (e0 - y) = 0.25 · (0.75, -0.75)
+    torch.testing.assert_close(x.grad, torch.tensor([[0.1875, -0.1875]], dtype=torch.float64))
 
 
 def test_softmax_does_not_overflow_on_large_logits():
@@ -71,6 +85,12 @@ def test_prelu_dice_matches_its_formula_with_the_full_batch_gradient():
         rtol=RTOL,
         atol=ATOL,
     )
+    # x = (1, -1): batch mean 0, biased variance 1, so p = sigmoid(±1 / sqrt(1 + eps))
+    layer = PReLU_Dice([(2, 1)], elu_alpha=0.3, eps=1e-4)
+    p = 1 / (1 + math.exp(-1 / math.sqrt(1 + 1e-4)))
+    out = layer(torch.tensor([[1.0], [-1.0]], dtype=torch.float64))
+    expected = [[p + (1 - p) * 0.3], [-(1 - p) - p * 0.3]]
+    torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float64))
 
 
 def test_prelu_dice_uses_batch_statistics_in_evaluation_too_and_has_no_weights():

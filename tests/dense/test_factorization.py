@@ -59,6 +59,11 @@ def test_weight_multiply_scales_each_slot_by_its_vector():
         rtol=1e-6,
         atol=1e-6,
     )
+    layer = WeightMultiply([(1, 2)], weight_dims=[2, 3])
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    # slot 0 (2.0) scales row 0 of W, slot 1 (-1.0) row 1
+    assert layer(torch.tensor([[2.0, -1.0]])).tolist() == [[2.0, 4.0, 6.0, -4.0, -5.0, -6.0]]
 
 
 def test_weight_multiply_registers_w_of_shape_slots_by_vec():

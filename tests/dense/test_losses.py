@@ -32,6 +32,10 @@ def test_bce_matches_the_spec_formula_with_soft_labels():
         rtol=RTOL,
         atol=ATOL,
     )
+    # logit 0 with label 0.5 costs ln 2; logit 2 with label 1 costs ln(1 + e^-2)
+    loss = BinaryCrossEntropyLoss([(2, 1), (2, 1)])
+    value = loss(torch.tensor([[0.0], [2.0]]), torch.tensor([[0.5], [1.0]]))
+    assert value.item() == pytest.approx((math.log(2.0) + math.log1p(math.exp(-2.0))) / 2, rel=1e-6)
 
 
 def test_bce_gradient_is_sigmoid_minus_label_over_batch():
@@ -81,6 +85,10 @@ def test_cross_entropy_reads_a_class_index_label():
         rtol=RTOL,
         atol=ATOL,
     )
+    # label 1.0 → class 1 (p = 3/4), label 0.2 → class 0 (p = 1/2)
+    loss = CrossEntropyLoss([(2, 2), (2, 1)])
+    value = loss(torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0]]), torch.tensor([[1.0], [0.2]]))
+    assert value.item() == pytest.approx((-math.log(0.75) - math.log(0.5)) / 2, rel=1e-6)
 
 
 def test_cross_entropy_predict_is_the_softmax_and_width_must_be_two():
@@ -109,6 +117,10 @@ def test_multi_cross_entropy_weights_columns_and_masks_but_counts_masked_labels(
         rtol=RTOL,
         atol=ATOL,
     )
+    # logits 0 cost ln 2 each; weights 1 and 2; the -1 label is masked but still counted: (1 + 1 + 2) ln 2 / 4
+    loss = MultiCrossEntropyLoss([(2, 2), (2, 2)], target_weight_vec=[1.0, 2.0])
+    value = loss(torch.zeros(2, 2), torch.tensor([[1.0, -1.0], [0.0, 1.0]]))
+    assert value.item() == pytest.approx(math.log(2.0), rel=1e-6)
 
 
 def test_multi_cross_entropy_masked_elements_get_no_gradient():

@@ -1,5 +1,7 @@
 """BatchNorm: batch statistics in training, cuDNN-style running update, running statistics at evaluation."""
 
+import math
+
 import pytest
 import torch
 
@@ -27,6 +29,11 @@ def test_batch_norm_training_uses_batch_mean_and_biased_variance():
         rtol=RTOL,
         atol=ATOL,
     )
+    # rows 1 and 3: mean 2, biased variance 1 (the unbiased one would be 2); gamma 1, beta 0 at start
+    layer = BatchNorm([(2, 1)], eps=1e-3).double()
+    out = layer(torch.tensor([[1.0], [3.0]], dtype=torch.float64))
+    scale = 1 / math.sqrt(1 + 1e-3)
+    torch.testing.assert_close(out, torch.tensor([[-scale], [scale]], dtype=torch.float64))
 
 
 def test_batch_norm_running_statistics_use_factor_and_the_unbiased_variance():

@@ -1,5 +1,7 @@
 """GRU: the documented recurrence against a float64 loop and torch.nn.GRU, weight layout, batch sizes."""
 
+import math
+
 import pytest
 import torch
 
@@ -33,6 +35,16 @@ def test_gru_matches_the_documented_single_bias_recurrence():
     run_layer_test(
         GRU, [(6, 5)], CONFIG, expected_output_shapes=[(6, 4)], reference=gru_reference, rtol=RTOL, atol=ATOL
     )
+    # zero weights and b_n = 1: r = z = 1/2 and n = tanh(1) at every step, so h_t = (1 - 2^-t) tanh(1)
+    layer = GRU([(6, 5)], **CONFIG).double()
+    with torch.no_grad():
+        for parameter in (layer.weight_ih, layer.weight_hh, layer.bias):
+            parameter.zero_()
+        layer.bias[8:].fill_(1.0)
+    out = layer(torch.randn(6, 5, dtype=torch.float64))
+    steps = [(1 - 2.0**-t) * math.tanh(1.0) for t in (1, 2, 3)]
+    expected = torch.tensor([[value] * 4 for value in steps for _ in range(2)], dtype=torch.float64)
+    torch.testing.assert_close(out, expected)
 
 
 def test_gru_equals_torch_gru_with_a_zero_hidden_bias():
