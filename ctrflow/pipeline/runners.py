@@ -122,14 +122,12 @@ class LocalRunner:
         env: Environment = {BATCH_KEY: batch}
         network.embed.announce_step(self.sparse_lr)  # lets whole-table updates overlap the step
         with self._autocast():
-            if self.graphed_dense is not None and batch.size == batch.batch_size:  # short batches run eagerly
-                network.inputs(env)
-                network.embed(env)
-                if not self.graphed_dense(env):
-                    network.dense(env)
-                    network.loss(env)
-            else:
-                network(env)
+            network.inputs(env)
+            network.embed(env)
+            full = batch.size == batch.batch_size  # short batches run eagerly
+            if not (self.graphed_dense is not None and full and self.graphed_dense(env)):
+                network.dense(env)
+                network.loss(env)
         objective = env[OBJECTIVE_KEY]
         (objective * self.scaler).backward()
         if self.allreduce is not None:

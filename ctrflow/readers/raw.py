@@ -5,10 +5,10 @@ one int32 key per slot; no header, no framing. With int32 label/dense the label 
 dense as ln(v + 1) in float32, as HugeCTR does. Batches are consecutive record ranges; training readers
 shuffle the order of batches once (`shuffle_batches`, seeded). The last, partial batch is emitted short
 (zero-padded, `Batch.size < batch_size`) in epoch and in repeat mode alike, as in HugeCTR. A batch is read
-straight from the memory map into its label, dense and key arrays; `slot_size_array` key checks run on a
-batch's first read only. With `num_workers` > 1, worker threads build batches ahead in turn (the order
-stays the same). A loader feeding a GPU takes `device_batches()` instead: the same batches as checked,
-undecoded records, which the GPU splits (`raw_records`).
+straight from the memory map into its label, dense and key arrays; the checks (finite label/dense,
+`slot_size_array` keys) run on a batch's first read only. With `num_workers` > 1, worker threads build
+batches ahead in turn (the order stays the same). A loader feeding a GPU takes `device_batches()` instead:
+the same batches as checked, undecoded records, which the GPU splits (`raw_records`).
 """
 
 from __future__ import annotations
@@ -59,8 +59,7 @@ class RawReader(Reader):
         self._source = ""
         self._records: np.ndarray = np.zeros(0)
         self._order: np.ndarray = np.zeros(0, np.int64)
-        self._keys_checked: np.ndarray = np.zeros(0, bool)
-        self._records_checked: np.ndarray = np.zeros(0, bool)  # label/dense and keys, for device_batches
+        self._checked: np.ndarray = np.zeros(0, bool)  # per batch: its records passed the checks
         self.set_source(source)
 
     @property
@@ -84,8 +83,7 @@ class RawReader(Reader):
         if self.options.shuffle_batches:  # formats spec §2: the order of batches, shuffled once
             order = np.random.default_rng(self.options.seed).permutation(batches)
         self._order = order
-        self._keys_checked = np.zeros(batches, bool)
-        self._records_checked = np.zeros(batches, bool)
+        self._checked = np.zeros(batches, bool)
 
     def __iter__(self) -> Iterator[Batch]:
         yield from self._in_order(self._batch)
@@ -110,30 +108,32 @@ class RawReader(Reader):
 
     def _undecoded(self, index: int) -> RawRecords:
         size = self.options.batch_size
-        first = index * size
-        records = self._records[first : first + size]
-        if not self._records_checked[index]:  # a batch's records never change: check them on its first read only
-            if not self.allow_nonfinite and not self._finite_words(records["ld"]):
-                self._label_dense(records["ld"], first)  # raises, naming the record and value
-            if self._slot_sizes is not None:
-                self._check_keys(records["keys"].view("<u4"), self._slot_sizes, first)
-            self._records_checked[index] = True
+        records = self._checked_records(index)
         words = records.view("<i4").reshape(len(records), -1)
         return RawRecords(words, self.spec, float_label_dense=self.options.float_label_dense, batch_size=size)
 
     def _batch(self, index: int) -> Batch:
         size = self.options.batch_size
-        first = index * size
-        records = self._records[first : first + size]
-        label, dense = self._label_dense(records["ld"], first)
+        records = self._checked_records(index)
+        label, dense = self._label_dense(records["ld"])
         keys = _converted(records["keys"].view("<u4"), np.int64)  # formats spec §2: uint32 bit pattern kept
-        if self._slot_sizes is not None and not self._keys_checked[index]:  # a batch's keys never change: check once
-            self._check_keys(keys, self._slot_sizes, first)
-            self._keys_checked[index] = True
         lengths = np.broadcast_to(np.int64(1), keys.shape)  # one-hot: one key per slot
         return assemble_batch(self.spec, label, dense, lengths, keys.reshape(-1), size)
 
-    def _label_dense(self, values: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+    def _checked_records(self, index: int) -> np.ndarray:
+        """The records of batch `index`, checked on its first read only (a batch's records never change)."""
+        size = self.options.batch_size
+        first = index * size
+        records = self._records[first : first + size]
+        if not self._checked[index]:
+            if not self.allow_nonfinite and not self._finite_words(records["ld"]):
+                self._raise_nonfinite(records["ld"], first)
+            if self._slot_sizes is not None:
+                self._check_keys(records["keys"].view("<u4"), self._slot_sizes, first)
+            self._checked[index] = True
+        return records
+
+    def _label_dense(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Contiguous float32 label and dense of `values` (records' label ‖ dense, int32 or float32)."""
         label_dim = self.spec.label_dim
         label = _converted(values[:, :label_dim], np.float32)
@@ -142,15 +142,6 @@ class RawReader(Reader):
             with np.errstate(divide="ignore", invalid="ignore"):  # float32 ln(v + 1), in place
                 np.add(dense, np.float32(1.0), out=dense)
                 np.log(dense, out=dense)
-        if not self.allow_nonfinite and not self._finite(label, dense):
-            out = np.concatenate([label, dense], axis=1)
-            row, column = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
-            raw = values[row, column]
-            raise ValueError(
-                f"Raw file {self._source!r}: record {first + row} (byte offset {(first + row) * self.record_bytes}) "
-                f"has label/dense float {column} = {out[row, column]} (stored value {raw}; int32 dense values "
-                "become ln(v+1), so v <= -1 is invalid). Clean the dataset or pass allow_nonfinite=True."
-            )
         return label, dense
 
     def _finite_words(self, values: np.ndarray) -> bool:
@@ -159,9 +150,15 @@ class RawReader(Reader):
             return bool(np.isfinite(values.view("<f4")).all())
         return not bool((values[:, self.spec.label_dim :] <= -1).any())  # ln(v + 1) is finite for v > -1
 
-    def _finite(self, label: np.ndarray, dense: np.ndarray) -> bool:
-        # float(int32) labels are always finite; only float32 files can hold non-finite labels
-        return bool(np.isfinite(dense).all()) and (not self.options.float_label_dense or bool(np.isfinite(label).all()))
+    def _raise_nonfinite(self, values: np.ndarray, first: int) -> None:
+        """Raise the ValueError naming the first record and value of `values` that decodes to NaN/inf."""
+        out = np.concatenate(self._label_dense(values), axis=1)
+        row, column = (int(v) for v in np.argwhere(~np.isfinite(out))[0])
+        raise ValueError(
+            f"Raw file {self._source!r}: record {first + row} (byte offset {(first + row) * self.record_bytes}) "
+            f"has label/dense float {column} = {out[row, column]} (stored value {values[row, column]}; int32 dense "
+            "values become ln(v+1), so v <= -1 is invalid). Clean the dataset or pass allow_nonfinite=True."
+        )
 
     def _check_keys(self, keys: np.ndarray, slot_sizes: np.ndarray, first: int) -> None:
         outside = keys >= slot_sizes
