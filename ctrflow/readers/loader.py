@@ -23,14 +23,7 @@ from typing import Any
 import torch
 
 from ctrflow.readers.types import Batch, Reader, Transfer
-
-_POLL_SECONDS = 0.05
-_END = object()
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+from ctrflow.readers.worker_threads import END, Failure, drain, put_unless_stopped
 
 
 class _Copying:
@@ -82,9 +75,9 @@ class Loader:
         try:
             while True:
                 item = out.get()
-                if item is _END:
+                if item is END:
                     return
-                if isinstance(item, _Failure):
+                if isinstance(item, Failure):
                     raise item.error
                 yield item.ready() if isinstance(item, _Copying) else item
         finally:
@@ -107,11 +100,11 @@ class Loader:
         iterator = self.reader.device_batches() if self.device.type == "cuda" else iter(self.reader)
         try:
             for batch in iterator:
-                if not _put(out, self._place(batch), stop):
+                if not put_unless_stopped(out, self._place(batch), stop):
                     return
-            _put(out, _END, stop)
+            put_unless_stopped(out, END, stop)
         except BaseException as error:  # re-raised in the consumer
-            _put(out, _Failure(error), stop)
+            put_unless_stopped(out, Failure(error), stop)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -131,19 +124,5 @@ class Loader:
     @staticmethod
     def _shutdown(stop: threading.Event, thread: threading.Thread, out: queue.Queue[Any]) -> None:
         stop.set()
-        while True:  # free a producer blocked on a full queue
-            try:
-                out.get_nowait()
-            except queue.Empty:
-                break
+        drain(out)
         thread.join(timeout=10)
-
-
-def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            out.put(item, timeout=_POLL_SECONDS)
-            return True
-        except queue.Full:
-            continue
-    return False

@@ -3,7 +3,8 @@
 Each producer is a callable returning an iterator of items (batches). With one producer it runs inline;
 with several each runs in its own daemon thread feeding a small queue, and the consumer takes item k from
 producer k mod W. A producer that ends leaves the rotation (epoch mode); an exception in a producer is
-re-raised in the consumer. Closing the consumer (or dropping it) stops and joins every thread.
+re-raised in the consumer. Closing the consumer (or dropping it) stops and joins every thread. The
+hand-over helpers (`END`, `Failure`, `put_unless_stopped`, `drain`) serve `Loader`'s thread too.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_END = object()
+END = object()  # a producer's last item
 _POLL_SECONDS = 0.05
 
 
-class _Failure:
+class Failure:
+    """An exception a producer thread hands to its consumer, which re-raises it."""
+
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
@@ -42,16 +45,16 @@ def round_robin(producers: Sequence[Callable[[], Iterator[T]]], depth: int = 2) 
         while active:
             for worker in list(active):
                 item = queues[worker].get()
-                if item is _END:
+                if item is END:
                     active.remove(worker)
-                elif isinstance(item, _Failure):
+                elif isinstance(item, Failure):
                     raise item.error
                 else:
                     yield item
     finally:
         stop.set()
         for out in queues:
-            _drain(out)
+            drain(out)
         for thread in threads:
             thread.join(timeout=10)
 
@@ -59,24 +62,29 @@ def round_robin(producers: Sequence[Callable[[], Iterator[T]]], depth: int = 2) 
 def _run(produce: Callable[[], Iterator[Any]], out: queue.Queue[Any], stop: threading.Event) -> None:
     try:
         for item in produce():
-            if not _put(out, item, stop):
+            if not put_unless_stopped(out, item, stop):
                 return
-        _put(out, _END, stop)
+        put_unless_stopped(out, END, stop)
     except BaseException as error:  # handed to the consumer, which re-raises it
-        _put(out, _Failure(error), stop)
+        put_unless_stopped(out, Failure(error), stop)
 
 
-def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+def put_unless_stopped(out: queue.Queue[Any], item: Any, stop: threading.Event) -> bool:
+    """Put `item`, waiting while `out` is full; False once `stop` is set, when the producer should end.
+
+    Also False when `stop` was set while the put waited: the consumer's drain made room, but nobody reads on.
+    """
     while not stop.is_set():
         try:
             out.put(item, timeout=_POLL_SECONDS)
-            return True
+            return not stop.is_set()
         except queue.Full:
             continue
     return False
 
 
-def _drain(out: queue.Queue[Any]) -> None:
+def drain(out: queue.Queue[Any]) -> None:
+    """Empty `out`, freeing a producer blocked on a full queue."""
     while True:
         try:
             out.get_nowait()
